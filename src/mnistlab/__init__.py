@@ -1,0 +1,1 @@
+"""mnistlab: declarative, reproducible, fast neural-network experiments on MNIST-style data."""
