@@ -1,1 +1,16 @@
 """mnistlab: declarative, reproducible, fast neural-network experiments on MNIST-style data."""
+
+from mnistlab.api import MLP, evaluate, fit, load_dataset
+from mnistlab.errors import DataError, MnistlabError, SpecError
+from mnistlab.training.history import History
+
+__all__ = [
+    "MLP",
+    "DataError",
+    "History",
+    "MnistlabError",
+    "SpecError",
+    "evaluate",
+    "fit",
+    "load_dataset",
+]

@@ -1,0 +1,30 @@
+"""Models: specs, Keras-faithful layers and initialisers, the MLP and its Keras-style summary."""
+
+from mnistlab.models.initializers import initialize
+from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout, activation_function
+from mnistlab.models.mlp import MLPNet, build_mlp
+from mnistlab.models.spec import (
+    ActivationSpec,
+    HiddenLayer,
+    InitializerSpec,
+    MLPSpec,
+    RegularizerSpec,
+)
+from mnistlab.models.summary import summary
+
+__all__ = [
+    "Activation",
+    "ActivationSpec",
+    "BatchNorm",
+    "Dense",
+    "Dropout",
+    "HiddenLayer",
+    "InitializerSpec",
+    "MLPNet",
+    "MLPSpec",
+    "RegularizerSpec",
+    "activation_function",
+    "build_mlp",
+    "initialize",
+    "summary",
+]

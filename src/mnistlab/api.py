@@ -1,0 +1,200 @@
+"""The Keras-familiar face for notebooks: `load_dataset`, `MLP`, `fit`, `evaluate`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mnistlab.data import Data, DataSpec, Split, load_data
+from mnistlab.models import MLPNet, MLPSpec, build_mlp, summary
+from mnistlab.runtime import make_generator, select_device
+from mnistlab.spec import parse_spec
+from mnistlab.training.callbacks import Callback, save_weights
+from mnistlab.training.history import History
+from mnistlab.training.loop import RunSeeds
+from mnistlab.training.loop import evaluate as evaluate_split
+from mnistlab.training.loop import fit as fit_model
+from mnistlab.training.progress import ProgressBar
+from mnistlab.training.spec import TrainSpec
+
+
+def load_dataset(
+    name: str = "mnist",
+    *,
+    scale: str = "divide-255",
+    validation_split: float | None = None,
+    validation: dict[str, Any] | None = None,
+    train_subset: dict[str, Any] | None = None,
+    test_subset: dict[str, Any] | None = None,
+    flatten: bool = True,
+    labels: str = "sparse",
+    path: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    device: str = "auto",
+) -> Data:
+    """Load a dataset as float32 tensors with train / val / test splits.
+
+    `validation_split=f` is Keras's: the last fraction of the training rows, before any
+    shuffling. `validation` takes any split of `DataSpec` (e.g. `{"kind": "test"}`).
+    """
+    if validation_split is not None and validation is not None:
+        raise ValueError("give validation_split or validation, not both")
+    if validation_split is not None:
+        validation = {"kind": "fraction", "fraction": validation_split}
+    fields: dict[str, Any] = {
+        "dataset": name,
+        "scaling": scale,
+        "flatten": flatten,
+        "labels": labels,
+        "path": path,
+        "train_subset": train_subset,
+        "test_subset": test_subset,
+    }
+    if validation is not None:
+        fields["validation"] = validation
+    spec = parse_spec(DataSpec, fields)
+    return load_data(spec, data_dir=Path(data_dir) if data_dir else None, device=select_device(device))
+
+
+class MLP:
+    """A Keras-like multilayer perceptron: the spec is validated now, weights built on fit.
+
+    `MLP(hidden=[512, 128], activation="relu", dropout=0.2)` takes every `MLPSpec` field.
+    """
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (128,),
+        activation: Any = "relu",
+        *,
+        seed: int = 0,
+        **options: Any,
+    ) -> None:
+        self.spec = parse_spec(MLPSpec, {"hidden": tuple(hidden), "activation": activation, **options})
+        self.seed = seed
+        self.net: MLPNet | None = None
+        self.train_spec: TrainSpec | None = None
+
+    def build(self, input_dim: int, outputs: int | None = None, seed: int | None = None) -> MLP:
+        """Create and initialise the weights (from the seed's initialisation stream)."""
+        init_seed = RunSeeds.from_seed(self.seed if seed is None else seed).init
+        self.net = build_mlp(self.spec, input_dim, outputs, make_generator(init_seed))
+        return self
+
+    @property
+    def built(self) -> MLPNet:
+        """The torch module; an error before `build` or `fit`."""
+        if self.net is None:
+            raise RuntimeError("the model has no weights yet: call fit() or build() first")
+        return self.net
+
+    def predict(self, x: Tensor | np.ndarray) -> Tensor:
+        """Output activations (softmax probabilities or linear outputs) for inputs `x`."""
+        net = self.built
+        device = next(net.parameters()).device
+        return net.predict(torch.as_tensor(x, dtype=torch.float32, device=device))
+
+    def summary(self) -> None:
+        """Print the layer table as Keras's `model.summary()` does."""
+        print(summary(self.built))
+
+    def save(self, path: str | Path) -> None:
+        """Save the weights as safetensors."""
+        save_weights(self.built.state_dict(), Path(path))
+
+
+def fit(
+    model: MLP,
+    data: Data | Split | tuple[Any, Any],
+    *,
+    optimizer: Any = "rmsprop",
+    learning_rate: float | None = None,
+    epochs: int = 1,
+    batch_size: int = 32,
+    loss: str = "categorical_crossentropy",
+    validation_data: Split | tuple[Any, Any] | None = None,
+    validation_split: float | None = None,
+    callbacks: Sequence[Callback] = (),
+    seed: int | None = None,
+    verbose: bool = True,
+    threads: int | None = None,
+    **training: Any,
+) -> History:
+    """Train `model` like Keras's `model.fit` and return the History.
+
+    `data` is a `Data` (its val split is the validation data unless `validation_data` is
+    given), a `Split` or an `(x, y)` pair. Further keywords are `TrainSpec` fields
+    (`schedule`, `early_stopping`, `checkpoint`, `shuffle`, `divergence_threshold`, ...).
+    """
+    train, val = _training_splits(data, validation_data, validation_split)
+    optimizer_fields = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+    if learning_rate is not None:
+        optimizer_fields["learning_rate"] = learning_rate
+    spec = parse_spec(
+        TrainSpec,
+        {"optimizer": optimizer_fields, "epochs": epochs, "batch_size": batch_size,
+         "loss": loss, **training},
+    )
+    run_seed = model.seed if seed is None else seed
+    if model.net is None:
+        outputs = model.spec.outputs or _class_count(data, train)
+        model.build(int(train.x[0].numel()), outputs, seed=run_seed)
+    listeners = list(callbacks)
+    if verbose:
+        listeners.append(ProgressBar(math.ceil(len(train.x) / spec.batch_size)))
+    model.train_spec = spec
+    return fit_model(model.built, train, spec, val=val, seed=run_seed, callbacks=listeners,
+                     threads=threads)
+
+
+def evaluate(model: MLP, split: Split | tuple[Any, Any]) -> dict[str, float]:
+    """Loss (penalties included) and accuracy on a split, in inference mode."""
+    spec = model.train_spec or TrainSpec()
+    target = _as_split(split, next(model.built.parameters()).device)
+    return evaluate_split(model.built, target, spec)
+
+
+def _training_splits(
+    data: Data | Split | tuple[Any, Any],
+    validation_data: Split | tuple[Any, Any] | None,
+    validation_split: float | None,
+) -> tuple[Split, Split | None]:
+    if isinstance(data, Data):
+        train, val = data.train, data.val
+    else:
+        train, val = _as_split(data, select_device("auto")), None
+    if validation_data is not None:
+        val = _as_split(validation_data, train.x.device)
+    if validation_split is not None:
+        if not 0 < validation_split < 1:
+            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+        split_at = int(len(train.x) * (1 - validation_split))  # Keras's arithmetic
+        train, val = (
+            replace(train, x=train.x[:split_at], y=train.y[:split_at]),
+            replace(train, x=train.x[split_at:], y=train.y[split_at:]),
+        )
+    return train, val
+
+
+def _as_split(split: Split | tuple[Any, Any], device: torch.device) -> Split:
+    if isinstance(split, Split):
+        return split
+    x, y = split
+    x = torch.as_tensor(np.asarray(x), dtype=torch.float32, device=device)
+    y = torch.as_tensor(np.asarray(y), device=device)
+    if y.ndim == 2 and y.is_floating_point():  # one-hot labels, as Keras users pass them
+        y = y.argmax(dim=1)
+    return Split(x=x.reshape(len(x), -1), y=y if y.is_floating_point() else y.long())
+
+
+def _class_count(data: Data | Split | tuple[Any, Any], train: Split) -> int:
+    if isinstance(data, Data) and data.n_classes:
+        return data.n_classes
+    return int(train.y.max()) + 1

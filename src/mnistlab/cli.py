@@ -1,0 +1,119 @@
+"""The `mnistlab` command line: parse, call one library function, render."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from mnistlab.errors import MnistlabError
+
+USAGE_ERROR = 2
+LIST_OPTIONS = frozenset({"--hidden"})  # options that take several values: --hidden 512 128
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+out = Console()
+err = Console(stderr=True)
+
+
+@contextmanager
+def _expected_errors() -> Iterator[None]:
+    """Print an expected error as one line on stderr and exit 2, no traceback."""
+    try:
+        yield
+    except MnistlabError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(USAGE_ERROR) from None
+
+
+class Output(str, Enum):
+    softmax = "softmax"
+    linear = "linear"
+
+
+class BatchNorm(str, Enum):
+    none = "none"
+    before = "before"
+    after = "after"
+
+
+@app.command()
+def train(
+    dataset: Annotated[str, typer.Option(help="registry name: mnist, fashion-mnist, digits")] = "mnist",
+    data_dir: Annotated[Path | None, typer.Option(help="folder holding the dataset's files")] = None,
+    hidden: Annotated[str, typer.Option(help="hidden layer sizes, e.g. --hidden 512 128")] = "128",
+    activation: Annotated[str, typer.Option(help="linear, sigmoid, tanh, relu, leaky_relu, elu")] = "relu",
+    output: Annotated[Output, typer.Option(help="output activation")] = Output.softmax,
+    dropout: Annotated[float, typer.Option(help="dropout rate after every hidden layer")] = 0.0,
+    batch_norm: Annotated[BatchNorm, typer.Option(help="BatchNormalization around activations")] = BatchNorm.none,
+    l2: Annotated[float, typer.Option(help="Keras l2 penalty on every hidden kernel")] = 0.0,
+    optimizer: Annotated[str, typer.Option(help="sgd, adam, adamw, nadam, rmsprop, adagrad, adadelta")] = "rmsprop",
+    learning_rate: Annotated[float | None, typer.Option(help="default: the optimiser's Keras default")] = None,
+    epochs: Annotated[int, typer.Option(help="passes over the training data")] = 1,
+    batch_size: Annotated[int, typer.Option(help="samples per step")] = 32,
+    validation_split: Annotated[float | None, typer.Option(help="Keras validation_split")] = None,
+    validate_on_test: Annotated[bool, typer.Option(help="use the test set as validation data")] = False,
+    seed: Annotated[int, typer.Option(help="fixes initialisation, shuffling and dropout")] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    save: Annotated[Path | None, typer.Option(help="save the trained weights (safetensors)")] = None,
+) -> None:
+    """Train one MLP with a progress bar and print its test accuracy."""
+    from mnistlab.api import MLP, evaluate, fit, load_dataset
+
+    with _expected_errors():
+        layers = _int_list("hidden", hidden)
+        validation = {"kind": "test"} if validate_on_test else None
+        data = load_dataset(dataset, validation_split=validation_split, validation=validation,
+                            data_dir=data_dir, device=device)
+        regularizer = {"l2": l2} if l2 else None
+        model = MLP(layers, activation, output=output.value, dropout=dropout,
+                    batch_norm=batch_norm.value, kernel_regularizer=regularizer, seed=seed)
+        history = fit(model, data, optimizer=optimizer, learning_rate=learning_rate,
+                      epochs=epochs, batch_size=batch_size, threads=threads)
+        model.summary()
+        if history.diverged:
+            epoch, batch = history.diverged_at or (0, 0)
+            out.print(f"run diverged at epoch {epoch + 1}, batch {batch}")
+            raise typer.Exit(1)
+        if data.test is not None:
+            scores = evaluate(model, data.test)
+            out.print(f"test accuracy: {scores['accuracy']:.4f}  test loss: {scores['loss']:.4f}")
+        if save is not None:
+            model.save(save)
+            out.print(f"weights saved to {save}")
+
+
+def _int_list(field: str, text: str) -> tuple[int, ...]:
+    """Parse '512,128' (what `--hidden 512 128` becomes) into integers."""
+    try:
+        return tuple(int(part) for part in text.replace(",", " ").split())
+    except ValueError:
+        raise MnistlabError(f"{field}: expected integers, got {text!r}") from None
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """Join the values of several-valued options: `--hidden 512 128` → `--hidden 512,128`."""
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        joined.append(argv[i])
+        i += 1
+        if joined[-1] in LIST_OPTIONS:
+            values = []
+            while i < len(argv) and not argv[i].startswith("--"):
+                values.append(argv[i])
+                i += 1
+            joined.append(",".join(values))
+    return joined
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(args=normalize_argv(sys.argv[1:]), prog_name="mnistlab")

@@ -1,0 +1,247 @@
+"""The training loop: in-memory tensors, seeded reshuffles, Keras's History, clean divergence."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mnistlab.errors import SpecError
+from mnistlab.runtime import configure_threads, make_generator
+from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
+from mnistlab.training.history import History
+from mnistlab.training.losses import batch_loss, correct_count
+from mnistlab.training.optimizers import make_optimizer
+from mnistlab.training.schedules import Schedule, make_schedule
+from mnistlab.training.spec import TrainSpec
+
+EVAL_BATCH_SIZE = 4096  # inference only: the batch size changes nothing but speed
+DIVERGENCE_CHECK_STEPS = 32  # look for a NaN/inf loss this often (one host sync)
+
+
+class TrainableModel(Protocol):
+    """What the loop needs of a model (an `MLPNet` satisfies it)."""
+
+    def __call__(self, x: Tensor) -> Tensor: ...
+    def penalty(self) -> Tensor: ...
+    def set_generator(self, generator: torch.Generator) -> None: ...
+
+
+class Split(Protocol):
+    """What the loop needs of a data split: float32 inputs and labels on one device."""
+
+    x: Tensor
+    y: Tensor
+
+
+@dataclass
+class RunState:
+    """The state of one run, shared with callbacks; they stop it with `stop = True`."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    spec: TrainSpec
+    history: History
+    seed: int
+    epoch: int = 0
+    step: int = 0
+    stop: bool = False
+    shuffle_generator: torch.Generator = field(default_factory=torch.Generator)
+
+
+@dataclass(frozen=True)
+class RunSeeds:
+    """Independent seeds for the three random streams of a run, derived from its one seed."""
+
+    init: int
+    shuffle: int
+    dropout: int
+
+    @classmethod
+    def from_seed(cls, seed: int) -> RunSeeds:
+        """Spread `seed` into three streams with NumPy's SeedSequence."""
+        init, shuffle, dropout = np.random.SeedSequence(seed).generate_state(3)
+        return cls(int(init), int(shuffle), int(dropout))
+
+
+def fit(
+    model: torch.nn.Module,
+    train: Split,
+    spec: TrainSpec,
+    *,
+    val: Split | None = None,
+    seed: int = 0,
+    callbacks: Sequence[Callback] = (),
+    threads: int | None = None,
+) -> History:
+    """Train `model` in place on `train` as Keras's `fit` would, and return its History.
+
+    Parameters
+    ----------
+    model : an `MLPNet` (or any module with `penalty()` and `set_generator()`), already
+        initialised; it is moved to the device of `train.x`.
+    train, val : splits with `x` float32 of shape (N, D) and `y` int64 of shape (N,).
+    spec : optimiser, schedule, loss, epochs, batch size and callbacks.
+    seed : fixes shuffling and dropout masks (the initialisation was fixed when building).
+    callbacks : extra listeners, called after the spec's own (early stopping, checkpoint).
+    threads : torch intra-op threads; default every core this process may use.
+
+    Returns
+    -------
+    History with Keras's keys per epoch; `status` is "done" or "diverged", never raised.
+    """
+    configure_threads(threads)
+    device = train.x.device
+    model.to(device)
+    seeds = RunSeeds.from_seed(seed)
+    model.set_generator(make_generator(seeds.dropout, device))
+    _check_monitors(spec, has_val=val is not None)
+    run = RunState(
+        model=model,
+        optimizer=make_optimizer(spec.optimizer, model.parameters()),
+        spec=spec,
+        history=History(),
+        seed=seed,
+        shuffle_generator=make_generator(seeds.shuffle),
+    )
+    schedule = make_schedule(spec.schedule, spec.optimizer.learning_rate)
+    events = Events([*callbacks_from_spec(spec.early_stopping, spec.checkpoint), *callbacks])
+    events.on_run_begin(run)
+    try:
+        for epoch in range(spec.epochs):
+            run.epoch = epoch
+            events.on_epoch_begin(run, epoch)
+            started = time.perf_counter()
+            logs, bad_batch = _train_epoch(run, schedule, train, events)
+            if val is not None:
+                logs.update({f"val_{k}": v for k, v in evaluate(model, val, spec).items()})
+            logs["learning_rate"] = run.optimizer.param_groups[0]["lr"]
+            logs["time"] = time.perf_counter() - started
+            run.history.append(epoch, logs)
+            if bad_batch is not None:
+                run.history.status = "diverged"
+                run.history.diverged_at = (epoch, bad_batch)
+                run.stop = True
+            schedule.on_epoch_end(epoch, logs)
+            events.on_epoch_end(run, epoch, logs)
+            if run.stop:
+                break
+        if run.history.status == "running":
+            run.history.status = "done"
+    finally:
+        events.on_run_end(run)
+    return run.history
+
+
+def _train_epoch(
+    run: RunState, schedule: Schedule, train: Split, events: Events
+) -> tuple[dict[str, float], int | None]:
+    """One pass over `train`; returns Keras's epoch logs and the first bad batch, if any."""
+    model, optimizer, spec = run.model, run.optimizer, run.spec
+    x, y = train.x, train.y
+    n, batch = len(x), spec.batch_size
+    steps = math.ceil(n / batch)
+    order = torch.randperm(n, generator=run.shuffle_generator).to(x.device) if spec.shuffle else None
+    losses = torch.empty(steps, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    softmax = getattr(getattr(model, "spec", None), "output", "softmax") == "softmax"
+    model.train()
+    checked = 0
+    for i in range(steps):
+        lr = schedule.learning_rate(run.step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        rows = slice(i * batch, (i + 1) * batch) if order is None else order[i * batch : (i + 1) * batch]
+        xb, yb = x[rows], y[rows]
+        logits = model(xb)
+        loss = batch_loss(logits, yb, spec, softmax) + model.penalty()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        run.step += 1
+        losses[i] = loss.detach()
+        if spec.is_classification:
+            correct += correct_count(logits.detach(), yb)
+        events.on_step_end(run)
+        if i + 1 - checked == DIVERGENCE_CHECK_STEPS:
+            bad = _first_bad(losses[checked : i + 1], spec.divergence_threshold)
+            if bad is not None:
+                return _epoch_logs(losses, correct, i + 1, batch, n, spec), checked + bad
+            checked = i + 1
+    bad = _first_bad(losses[checked:steps], spec.divergence_threshold)
+    logs = _epoch_logs(losses, correct, steps, batch, n, spec)
+    return logs, None if bad is None else checked + bad
+
+
+def _epoch_logs(
+    losses: Tensor, correct: Tensor, done: int, batch: int, n: int, spec: TrainSpec
+) -> dict[str, float]:
+    """Keras's running means: batch losses weighted by batch size, accuracy over samples."""
+    sizes = torch.full((done,), float(batch), device=losses.device)
+    sizes[-1] = min(batch, n - batch * (done - 1))
+    seen = float(sizes.sum())
+    logs = {"loss": float((losses[:done] * sizes).sum() / seen)}
+    if spec.is_classification:
+        logs["accuracy"] = float(correct) / seen
+    return logs
+
+
+def _first_bad(losses: Tensor, threshold: float | None) -> int | None:
+    """Index of the first NaN/inf loss (or above the opt-in bound), None when all are fine."""
+    bad = ~torch.isfinite(losses)
+    if threshold is not None:
+        bad |= losses.abs() > threshold
+    if not bool(bad.any()):
+        return None
+    return int(bad.nonzero()[0, 0])
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, split: Split, spec: TrainSpec) -> dict[str, float]:
+    """Loss (penalties included, as Keras) and accuracy of `model` on `split`, inference mode.
+
+    Returns
+    -------
+    dict with `loss` and, for classification, `accuracy`.
+    """
+    was_training = model.training
+    model.eval()
+    x, y = split.x, split.y
+    softmax = getattr(getattr(model, "spec", None), "output", "softmax") == "softmax"
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    for start in range(0, len(x), EVAL_BATCH_SIZE):
+        logits = model(x[start : start + EVAL_BATCH_SIZE])
+        yb = y[start : start + EVAL_BATCH_SIZE]
+        total += batch_loss(logits, yb, spec, softmax, reduction="sum")
+        if spec.is_classification:
+            correct += correct_count(logits, yb)
+    model.train(was_training)
+    n = len(x)
+    result = {"loss": float(total / n + model.penalty())}
+    if spec.is_classification:
+        result["accuracy"] = float(correct) / n
+    return result
+
+
+def _check_monitors(spec: TrainSpec, has_val: bool) -> None:
+    """A callback watching a metric the run will not produce is a spec error, not a warning."""
+    available = {"loss", "val_loss"} if has_val else {"loss"}
+    if spec.is_classification:
+        available |= {"accuracy", "val_accuracy"} if has_val else {"accuracy"}
+    watched = {
+        "training.early_stopping.monitor": spec.early_stopping and spec.early_stopping.monitor,
+        "training.checkpoint.monitor": spec.checkpoint and spec.checkpoint.monitor,
+    }
+    for where, monitor in watched.items():
+        if monitor and monitor not in available:
+            raise SpecError(
+                f"{where}: {monitor!r} is not produced by this run "
+                f"(available: {', '.join(sorted(available))}; val_* needs validation data)"
+            )

@@ -1,0 +1,65 @@
+"""What a training run is asked to do: optimiser, schedule, loss, epochs, callbacks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+from mnistlab.spec import Spec
+from mnistlab.training.optimizers import OptimizerSpec
+from mnistlab.training.schedules import ScheduleSpec
+
+LossName = Literal[
+    "categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae"
+]
+MonitorMode = Literal["auto", "min", "max"]
+
+
+class EarlyStoppingSpec(Spec):
+    """Keras EarlyStopping: stop when `monitor` has not improved for `patience` epochs."""
+
+    monitor: str = "val_loss"
+    mode: MonitorMode = "auto"
+    patience: NonNegativeInt = 0
+    min_delta: NonNegativeFloat = 0.0
+    restore_best_weights: bool = False
+
+
+class CheckpointSpec(Spec):
+    """Keras ModelCheckpoint(save_best_only=True), kept in memory; val_loss unless told."""
+
+    monitor: str = "val_loss"
+    mode: MonitorMode = "auto"
+    path: Path | None = Field(default=None, description="also save the best weights here")
+    restore: bool = Field(
+        default=False,
+        description="load the best weights at the end, as a notebook reloading its checkpoint",
+    )
+
+
+class TrainSpec(Spec):
+    """Everything `fit` needs besides the model, the data and the seed (Keras defaults)."""
+
+    optimizer: OptimizerSpec = Field(default="rmsprop", validate_default=True)
+    schedule: ScheduleSpec = Field(default="constant", validate_default=True)
+    loss: LossName = "categorical_crossentropy"
+    clip_probabilities: bool = Field(
+        default=False,
+        description="Keras 2.2.4: clip softmax outputs to [1e-7, 1-1e-7] (losses cap at 16.1)",
+    )
+    epochs: PositiveInt = 1
+    batch_size: PositiveInt = 32
+    shuffle: bool = True
+    early_stopping: EarlyStoppingSpec | None = None
+    checkpoint: CheckpointSpec | None = None
+    divergence_threshold: PositiveFloat | None = Field(
+        default=None,
+        description="opt-in: a finite batch loss above this also counts as divergence",
+    )
+
+    @property
+    def is_classification(self) -> bool:
+        """Cross-entropy losses classify; MSE and MAE regress (no accuracy metric)."""
+        return self.loss.endswith("crossentropy")
