@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,9 @@ def load_dataset(
     if validation is not None:
         fields["validation"] = validation
     spec = parse_spec(DataSpec, fields)
-    return load_data(spec, data_dir=Path(data_dir) if data_dir else None, device=select_device(device))
+    return load_data(
+        spec, data_dir=Path(data_dir) if data_dir else None, device=select_device(device)
+    )
 
 
 class MLP:
@@ -77,7 +79,9 @@ class MLP:
         seed: int = 0,
         **options: Any,
     ) -> None:
-        self.spec = parse_spec(MLPSpec, {"hidden": tuple(hidden), "activation": activation, **options})
+        self.spec = parse_spec(
+            MLPSpec, {"hidden": tuple(hidden), "activation": activation, **options}
+        )
         self.seed = seed
         self.net: MLPNet | None = None
         self.train_spec: TrainSpec | None = None
@@ -110,6 +114,22 @@ class MLP:
         save_weights(self.built.state_dict(), Path(path))
 
 
+def training_spec(
+    optimizer: Any = "rmsprop",
+    learning_rate: float | None = None,
+    **fields: Any,
+) -> TrainSpec:
+    """Validate Keras-style `fit` keywords as a `TrainSpec` (a one-line `SpecError` if wrong).
+
+    `optimizer` is a name (`"adam"`) or a dict of its fields; `learning_rate` overrides its
+    rate; every other keyword is a `TrainSpec` field (`epochs`, `batch_size`, `schedule`...).
+    """
+    optimizer_fields = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
+    if learning_rate is not None:
+        optimizer_fields["learning_rate"] = learning_rate
+    return parse_spec(TrainSpec, {"optimizer": optimizer_fields, **fields})
+
+
 def fit(
     model: MLP,
     data: Data | Split | tuple[Any, Any],
@@ -118,30 +138,27 @@ def fit(
     learning_rate: float | None = None,
     epochs: int = 1,
     batch_size: int = 32,
-    loss: str = "categorical_crossentropy",
     validation_data: Split | tuple[Any, Any] | None = None,
     validation_split: float | None = None,
     callbacks: Sequence[Callback] = (),
     seed: int | None = None,
     verbose: bool = True,
     threads: int | None = None,
+    spec: TrainSpec | None = None,
     **training: Any,
 ) -> History:
     """Train `model` like Keras's `model.fit` and return the History.
 
     `data` is a `Data` (its val split is the validation data unless `validation_data` is
     given), a `Split` or an `(x, y)` pair. Further keywords are `TrainSpec` fields
-    (`schedule`, `early_stopping`, `checkpoint`, `shuffle`, `divergence_threshold`, ...).
+    (`loss`, `schedule`, `early_stopping`, `checkpoint`, `shuffle`, ...); a ready `spec`
+    replaces all of them.
     """
+    if spec is None:
+        spec = training_spec(
+            optimizer, learning_rate, epochs=epochs, batch_size=batch_size, **training
+        )
     train, val = _training_splits(data, validation_data, validation_split)
-    optimizer_fields = {"name": optimizer} if isinstance(optimizer, str) else dict(optimizer)
-    if learning_rate is not None:
-        optimizer_fields["learning_rate"] = learning_rate
-    spec = parse_spec(
-        TrainSpec,
-        {"optimizer": optimizer_fields, "epochs": epochs, "batch_size": batch_size,
-         "loss": loss, **training},
-    )
     run_seed = model.seed if seed is None else seed
     if model.net is None:
         outputs = model.spec.outputs or _class_count(data, train)
@@ -150,8 +167,9 @@ def fit(
     if verbose:
         listeners.append(ProgressBar(math.ceil(len(train.x) / spec.batch_size)))
     model.train_spec = spec
-    return fit_model(model.built, train, spec, val=val, seed=run_seed, callbacks=listeners,
-                     threads=threads)
+    return fit_model(
+        model.built, train, spec, val=val, seed=run_seed, callbacks=listeners, threads=threads
+    )
 
 
 def evaluate(model: MLP, split: Split | tuple[Any, Any]) -> dict[str, float]:

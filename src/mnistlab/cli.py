@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from mnistlab.errors import MnistlabError
 
@@ -20,6 +22,11 @@ LIST_OPTIONS = frozenset({"--hidden"})  # options that take several values: --hi
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 out = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """mnistlab: reproducible, fast neural-network experiments on MNIST-style data."""
 
 
 @contextmanager
@@ -32,12 +39,12 @@ def _expected_errors() -> Iterator[None]:
         raise typer.Exit(USAGE_ERROR) from None
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     softmax = "softmax"
     linear = "linear"
 
 
-class BatchNorm(str, Enum):
+class BatchNorm(StrEnum):
     none = "none"
     before = "before"
     after = "after"
@@ -45,39 +52,68 @@ class BatchNorm(str, Enum):
 
 @app.command()
 def train(
-    dataset: Annotated[str, typer.Option(help="registry name: mnist, fashion-mnist, digits")] = "mnist",
-    data_dir: Annotated[Path | None, typer.Option(help="folder holding the dataset's files")] = None,
+    dataset: Annotated[
+        str, typer.Option(help="registry name: mnist, fashion-mnist, digits")
+    ] = "mnist",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="folder holding the dataset's files")
+    ] = None,
     hidden: Annotated[str, typer.Option(help="hidden layer sizes, e.g. --hidden 512 128")] = "128",
-    activation: Annotated[str, typer.Option(help="linear, sigmoid, tanh, relu, leaky_relu, elu")] = "relu",
+    activation: Annotated[
+        str, typer.Option(help="linear, sigmoid, tanh, relu, leaky_relu, elu")
+    ] = "relu",
     output: Annotated[Output, typer.Option(help="output activation")] = Output.softmax,
     dropout: Annotated[float, typer.Option(help="dropout rate after every hidden layer")] = 0.0,
-    batch_norm: Annotated[BatchNorm, typer.Option(help="BatchNormalization around activations")] = BatchNorm.none,
+    batch_norm: Annotated[
+        BatchNorm, typer.Option(help="BatchNormalization around activations")
+    ] = BatchNorm.none,
     l2: Annotated[float, typer.Option(help="Keras l2 penalty on every hidden kernel")] = 0.0,
-    optimizer: Annotated[str, typer.Option(help="sgd, adam, adamw, nadam, rmsprop, adagrad, adadelta")] = "rmsprop",
-    learning_rate: Annotated[float | None, typer.Option(help="default: the optimiser's Keras default")] = None,
+    optimizer: Annotated[
+        str, typer.Option(help="sgd, adam, adamw, nadam, rmsprop, adagrad, adadelta")
+    ] = "rmsprop",
+    learning_rate: Annotated[
+        float | None, typer.Option(help="default: the optimiser's Keras default")
+    ] = None,
     epochs: Annotated[int, typer.Option(help="passes over the training data")] = 1,
     batch_size: Annotated[int, typer.Option(help="samples per step")] = 32,
     validation_split: Annotated[float | None, typer.Option(help="Keras validation_split")] = None,
-    validate_on_test: Annotated[bool, typer.Option(help="use the test set as validation data")] = False,
+    validate_on_test: Annotated[
+        bool, typer.Option(help="use the test set as validation data")
+    ] = False,
     seed: Annotated[int, typer.Option(help="fixes initialisation, shuffling and dropout")] = 0,
     threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
-    save: Annotated[Path | None, typer.Option(help="save the trained weights (safetensors)")] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="save the trained weights (safetensors)")
+    ] = None,
 ) -> None:
     """Train one MLP with a progress bar and print its test accuracy."""
-    from mnistlab.api import MLP, evaluate, fit, load_dataset
+    from mnistlab.api import MLP, evaluate, fit, load_dataset, training_spec
 
     with _expected_errors():
         layers = _int_list("hidden", hidden)
+        spec = training_spec(optimizer, learning_rate, epochs=epochs, batch_size=batch_size)
         validation = {"kind": "test"} if validate_on_test else None
-        data = load_dataset(dataset, validation_split=validation_split, validation=validation,
-                            data_dir=data_dir, device=device)
+        data = load_dataset(
+            dataset,
+            validation_split=validation_split,
+            validation=validation,
+            data_dir=data_dir,
+            device=device,
+        )
         regularizer = {"l2": l2} if l2 else None
-        model = MLP(layers, activation, output=output.value, dropout=dropout,
-                    batch_norm=batch_norm.value, kernel_regularizer=regularizer, seed=seed)
-        history = fit(model, data, optimizer=optimizer, learning_rate=learning_rate,
-                      epochs=epochs, batch_size=batch_size, threads=threads)
+        model = MLP(
+            layers,
+            activation,
+            output=output.value,
+            dropout=dropout,
+            batch_norm=batch_norm.value,
+            kernel_regularizer=regularizer,
+            seed=seed,
+        )
+        model.build(math.prod(data.input_shape), data.n_classes)
         model.summary()
+        history = fit(model, data, spec=spec, threads=threads)
         if history.diverged:
             epoch, batch = history.diverged_at or (0, 0)
             out.print(f"run diverged at epoch {epoch + 1}, batch {batch}")
@@ -117,3 +153,86 @@ def normalize_argv(argv: list[str]) -> list[str]:
 def main() -> None:
     """Console-script entry point."""
     app(args=normalize_argv(sys.argv[1:]), prog_name="mnistlab")
+
+
+# --- mnistlab data ---
+
+data_app = typer.Typer(no_args_is_help=True, help="The datasets: where they are, what they hold.")
+app.add_typer(data_app, name="data")
+DataDir = Annotated[Path | None, typer.Option(help="an explicit folder, searched first")]
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the registered datasets."""
+    from mnistlab.data import list_datasets
+
+    table = Table("name", "classes", "files", "license", "description")
+    for entry in list_datasets():
+        table.add_row(
+            entry.name,
+            str(entry.n_classes),
+            str(len(entry.files)),
+            entry.license,
+            entry.description,
+        )
+    out.print(table)
+
+
+@data_app.command("path")
+def data_path(name: str, data_dir: DataDir = None) -> None:
+    """Print the folder NAME resolves to (never downloads); exit 1 when found nowhere."""
+    from mnistlab.data import dataset_location
+
+    with _expected_errors():
+        where = dataset_location(name, data_dir)
+    if where.place is None:
+        searched = "; ".join(str(place) for place in where.searched)
+        err.print(f"{name}: not found; searched {searched}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    out.print(str(where.place.path), highlight=False, soft_wrap=True)
+
+
+@data_app.command("info")
+def data_info(
+    name: str,
+    data_dir: DataDir = None,
+    download: Annotated[bool, typer.Option(help="download when found nowhere")] = False,
+) -> None:
+    """Sizes, image shape and class counts of a dataset (a registered name or your file)."""
+    from mnistlab.data import dataset_info
+
+    with _expected_errors():
+        info = dataset_info(name, data_dir, download=download)
+    out.print(f"{info.name}: {info.source}", highlight=False, soft_wrap=True)
+    out.print(
+        f"image shape {info.image_shape}, {info.n_classes} classes, "
+        f"fingerprint {info.fingerprint[:16]}"
+    )
+    table = Table("class", *(split.name for split in info.splits))
+    for index, label in enumerate(info.classes):
+        table.add_row(label, *(f"{split.class_counts[index]:,}" for split in info.splits))
+    table.add_row("total", *(f"{split.size:,}" for split in info.splits), style="bold")
+    out.print(table)
+
+
+@data_app.command("verify")
+def data_verify(name: str, data_dir: DataDir = None) -> None:
+    """Check every file of a registered dataset against its SHA256; exit 1 on a problem."""
+    from mnistlab.data import verify_dataset
+
+    with _expected_errors():
+        report = verify_dataset(name, data_dir)
+    where = report.location.place
+    out.print(f"{name}: {where if where else 'found nowhere'}", highlight=False, soft_wrap=True)
+    table = Table("file", "status", "sha256")
+    for check in report.files:
+        colour = "green" if check.status == "ok" else "red"
+        table.add_row(
+            check.name,
+            f"[{colour}]{check.status}[/{colour}]",
+            (check.actual or check.expected)[:16],
+        )
+    out.print(table)
+    if not report.ok:
+        raise typer.Exit(1)

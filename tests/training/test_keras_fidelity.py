@@ -25,8 +25,11 @@ def _split(x, y) -> Split:
 def _keras_model(fx: dict, l2: float = 0.0, output: str = "softmax"):
     reg = {"l2": l2} if l2 else None
     spec = MLPSpec(
-        hidden=(5,), activation="relu", output=output,
-        kernel_regularizer=reg, output_kernel_regularizer=reg,
+        hidden=(5,),
+        activation="relu",
+        output=output,
+        kernel_regularizer=reg,
+        output_kernel_regularizer=reg,
     )
     net = build_mlp(spec, 4, 3, make_generator(0))
     w = fx["weights"]
@@ -90,8 +93,9 @@ def test_linear_output_cross_entropy_from_logits(fx):
     scores = evaluate(net, _split(fx["x"], fx["y"]), TrainSpec())
     assert scores["loss"] == pytest.approx(fx["from_logits"]["evaluate"]["loss"], rel=1e-5)
     assert scores["accuracy"] == pytest.approx(0.7)
-    torch.testing.assert_close(net.predict(torch.tensor(fx["x"])),
-                               torch.tensor(fx["from_logits"]["logits"]), **TOL)
+    torch.testing.assert_close(
+        net.predict(torch.tensor(fx["x"])), torch.tensor(fx["from_logits"]["logits"]), **TOL
+    )
 
 
 def test_saturated_softmax_loss_is_100_not_16(fx):
@@ -148,18 +152,26 @@ def test_early_stopping_matches_keras_on_scripted_metrics(keras_fixture):
         assert run.model.weight.item() == expected_weights, name
 
 
+class _SaveRecorder(BestCheckpoint):
+    """A best checkpoint that lists the epochs at which it saved."""
+
+    def on_run_begin(self, run):
+        super().on_run_begin(run)
+        self.saved = []
+
+    def on_epoch_end(self, run, epoch, logs):
+        before = self.best_epoch
+        super().on_epoch_end(run, epoch, logs)
+        if self.best_epoch != before:
+            self.saved.append(epoch)
+
+
 def test_checkpoint_saves_at_keras_epochs(keras_fixture):
     fx = keras_fixture("callbacks")
     for name, case in fx["model_checkpoint"].items():
-        spec = CheckpointSpec(**{k: v for k, v in case["kwargs"].items() if k in {"monitor", "mode"}})
-        saved = []
-
-        class Recorder(BestCheckpoint):
-            def on_epoch_end(self, run, epoch, logs):
-                before = self.best_epoch
-                super().on_epoch_end(run, epoch, logs)
-                if self.best_epoch != before:
-                    saved.append(epoch)
-
-        _drive(Recorder(spec), fx[spec.monitor], spec.monitor)
-        assert saved == case["saved_epochs"], name
+        spec = CheckpointSpec(
+            **{k: v for k, v in case["kwargs"].items() if k in {"monitor", "mode"}}
+        )
+        recorder = _SaveRecorder(spec)
+        _drive(recorder, fx[spec.monitor], spec.monitor)
+        assert recorder.saved == case["saved_epochs"], name

@@ -147,7 +147,9 @@ def _train_epoch(
     x, y = train.x, train.y
     n, batch = len(x), spec.batch_size
     steps = math.ceil(n / batch)
-    order = torch.randperm(n, generator=run.shuffle_generator).to(x.device) if spec.shuffle else None
+    order = (
+        torch.randperm(n, generator=run.shuffle_generator).to(x.device) if spec.shuffle else None
+    )
     losses = torch.empty(steps, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     softmax = getattr(getattr(model, "spec", None), "output", "softmax") == "softmax"
@@ -157,7 +159,11 @@ def _train_epoch(
         lr = schedule.learning_rate(run.step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        rows = slice(i * batch, (i + 1) * batch) if order is None else order[i * batch : (i + 1) * batch]
+        rows = (
+            slice(i * batch, (i + 1) * batch)
+            if order is None
+            else order[i * batch : (i + 1) * batch]
+        )
         xb, yb = x[rows], y[rows]
         logits = model(xb)
         loss = batch_loss(logits, yb, spec, softmax) + model.penalty()

@@ -200,6 +200,13 @@ def sgd_update(
     """Keras SGD: v = μ·v − lr·g; w += v (Nesterov: w += μ·v − lr·g); no momentum: w −= lr·g.
 
     The velocity holds lr·g, so a learning-rate change affects only new gradients.
+
+    Parameters
+    ----------
+    w, g : Tensor, the weight (updated in place) and its gradient, same shape.
+    velocity : Tensor like w (updated in place), or None when momentum is 0.
+    lr, momentum : float, or Tensor broadcasting to w (e.g. (K, 1) for K stacked models).
+    nesterov : use Nesterov momentum.
     """
     if velocity is None:
         w.sub_(g * lr)
@@ -226,19 +233,42 @@ def adam_update(
 ) -> None:
     """Keras Adam: w −= lr_t·m / (sqrt(v) + ε), lr_t = lr·sqrt(1 − β2ᵗ)/(1 − β1ᵗ), t = `step`.
 
-    `v_max` (AMSGrad) keeps the running maximum of v and replaces v in the denominator.
+    Parameters
+    ----------
+    w, g : Tensor, the weight (updated in place) and its gradient, same shape.
+    m, v : Tensor like w, first and second moments (updated in place).
+    v_max : Tensor like w, AMSGrad's running maximum of v (replaces v in the denominator),
+        or None.
+    step : t, the number of this update (1 for the first).
+    lr, beta_1, beta_2, epsilon : float, or Tensor broadcasting to w.
     """
     alpha = lr * (1 - beta_2**step) ** 0.5 / (1 - beta_1**step)
-    m.add_((g - m) * (1 - beta_1))
-    v.add_((g * g - v) * (1 - beta_2))
+    # lerp computes m + (1 − β)(g − m), Keras's exact form, without temporaries
+    m.lerp_(g, 1 - beta_1)
+    v.lerp_(g.square(), 1 - beta_2)
     if v_max is not None:
         torch.maximum(v_max, v, out=v_max)
         v = v_max
-    w.sub_(m * alpha / (v.sqrt() + epsilon))
+    denominator = v.sqrt().add_(epsilon)
+    if isinstance(alpha, torch.Tensor):
+        w.sub_(m.div(denominator).mul_(alpha))
+    else:
+        w.addcdiv_(m, denominator, value=-alpha)
 
 
 def nadam_momentum(step: int, beta_1: Scalar, legacy: bool = False) -> Scalar:
-    """Dozat's momentum schedule u_t = β1·(1 − ½·0.96^t) (legacy: 0.96^(0.004·t))."""
+    """Dozat's momentum schedule u_t = β1·(1 − ½·0.96^t) (legacy: 0.96^(0.004·t)).
+
+    Parameters
+    ----------
+    step : t (1 for the first update).
+    beta_1 : float, or Tensor.
+    legacy : tf.keras <= 2.10 / Keras 2.2.4 exponent.
+
+    Returns
+    -------
+    u_t, of beta_1's type.
+    """
     return beta_1 * (1.0 - 0.5 * 0.96 ** ((0.004 if legacy else 1.0) * step))
 
 
@@ -260,6 +290,15 @@ def nadam_update(
 
     m̂ = u_{t+1}·m/(1 − u_product·u_{t+1}) + (1 − u_t)·g/(1 − u_product), v̂ = v/(1 − β2ᵗ),
     w −= lr·m̂ / (sqrt(v̂) + ε).
+
+    Parameters
+    ----------
+    w, g : Tensor, the weight (updated in place) and its gradient, same shape.
+    m, v : Tensor like w, first and second moments (updated in place).
+    step : t, the number of this update (1 for the first).
+    u_product : float or Tensor, u_1·…·u_t (see `nadam_momentum`).
+    lr, beta_1, beta_2, epsilon : float, or Tensor broadcasting to w.
+    legacy : the tf.keras <= 2.10 momentum schedule.
     """
     u_t = nadam_momentum(step, beta_1, legacy)
     u_next = nadam_momentum(step + 1, beta_1, legacy)
@@ -288,6 +327,15 @@ def rmsprop_update(
     `mg` (centered only) is the mean gradient, ρ·mg + (1−ρ)·g; with momentum the buffer
     holds mom = μ·mom + inc and w −= mom. `legacy` (tf.keras ≤ 2.10, no momentum only):
     inc = lr·g / (sqrt(ms − mg²) + ε).
+
+    Parameters
+    ----------
+    w, g : Tensor, the weight (updated in place) and its gradient, same shape.
+    ms : Tensor like w, the mean square (updated in place).
+    mg : Tensor like w, the mean gradient (centered), or None.
+    mom : Tensor like w, the momentum buffer (momentum > 0), or None.
+    lr, rho, momentum, epsilon : float, or Tensor broadcasting to w.
+    legacy : tf.keras <= 2.10's ε outside the root (only without momentum, as there).
     """
     ms.mul_(rho).add_(g * g * (1 - rho))
     denominator = ms
@@ -314,7 +362,15 @@ def adagrad_update(
     epsilon: Scalar,
     legacy: bool = False,
 ) -> None:
-    """Keras Adagrad: acc += g²; w −= lr·g / sqrt(acc + ε) (legacy: / (sqrt(acc) + ε))."""
+    """Keras Adagrad: acc += g²; w −= lr·g / sqrt(acc + ε) (legacy: / (sqrt(acc) + ε)).
+
+    Parameters
+    ----------
+    w, g : Tensor, the weight (updated in place) and its gradient, same shape.
+    acc : Tensor like w, the accumulator (starts at initial_accumulator_value).
+    lr, epsilon : float, or Tensor broadcasting to w.
+    legacy : tf.keras <= 2.10's ε outside the root.
+    """
     acc.add_(g * g)
     denominator = acc.sqrt() + epsilon if legacy else (acc + epsilon).sqrt()
     w.sub_(lr * g / denominator)
@@ -330,7 +386,16 @@ def adadelta_update(
     rho: Scalar,
     epsilon: Scalar,
 ) -> None:
-    """Keras Adadelta: Δ = −sqrt(E[Δ²] + ε)·g / sqrt(E[g²] + ε) (E[g²] updated first); w += lr·Δ."""
+    """Keras Adadelta: Δ = −sqrt(E[Δ²] + ε)·g / sqrt(E[g²] + ε); w += lr·Δ.
+
+    E[g²] = ρ·E[g²] + (1−ρ)·g² is updated before Δ, E[Δ²] = ρ·E[Δ²] + (1−ρ)·Δ² after it.
+
+    Parameters
+    ----------
+    w, g : Tensor, the weight (updated in place) and its gradient, same shape.
+    acc_grad, acc_delta : Tensor like w, E[g²] and E[Δ²] (updated in place).
+    lr, rho, epsilon : float, or Tensor broadcasting to w.
+    """
     acc_grad.mul_(rho).add_(g * g * (1 - rho))
     delta = -((acc_delta + epsilon).sqrt() * g) / (acc_grad + epsilon).sqrt()
     acc_delta.mul_(rho).add_(delta * delta * (1 - rho))

@@ -43,15 +43,16 @@ class ProgressBar(Callback):
             console=self.console,
         )
         self.task = self.progress.add_task(
-            "fit", total=self.epochs * self.steps_per_epoch, epoch=1, epochs=self.epochs,
+            "fit",
+            total=self.epochs * self.steps_per_epoch,
+            epoch=1,
+            epochs=self.epochs,
             metrics="",
         )
         self.progress.start()
 
     def on_epoch_begin(self, run: RunState, epoch: int) -> None:
-        self.progress.update(
-            self.task, completed=epoch * self.steps_per_epoch, epoch=epoch + 1
-        )
+        self.progress.update(self.task, completed=epoch * self.steps_per_epoch, epoch=epoch + 1)
 
     def on_step_end(self, run: RunState) -> None:
         self.progress.update(self.task, completed=run.step)

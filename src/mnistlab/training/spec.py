@@ -11,9 +11,7 @@ from mnistlab.spec import Spec
 from mnistlab.training.optimizers import OptimizerSpec
 from mnistlab.training.schedules import ScheduleSpec
 
-LossName = Literal[
-    "categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae"
-]
+LossName = Literal["categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae"]
 MonitorMode = Literal["auto", "min", "max"]
 
 
