@@ -27,8 +27,16 @@ def write_idx_set(folder: Path, arrays: Arrays, gz: bool = True) -> dict[str, Pa
     """Write the four MNIST-named IDX files of `arrays` into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".gz" if gz else ""
-    values = (arrays.x_train, arrays.y_train.astype(np.uint8), arrays.x_test, arrays.y_test.astype(np.uint8))
-    return {name: write_idx(folder / f"{name}{suffix}", v) for name, v in zip(IDX_FILES, values, strict=True)}
+    values = (
+        arrays.x_train,
+        arrays.y_train.astype(np.uint8),
+        arrays.x_test,
+        arrays.y_test.astype(np.uint8),
+    )
+    return {
+        name: write_idx(folder / f"{name}{suffix}", v)
+        for name, v in zip(IDX_FILES, values, strict=True)
+    }
 
 
 def toy_entry(folder: Path, mirrors: tuple[str, ...] = ()) -> KnownDataset:
@@ -37,7 +45,9 @@ def toy_entry(folder: Path, mirrors: tuple[str, ...] = ()) -> KnownDataset:
     for name in IDX_FILES:
         packed = (folder / f"{name}.gz").read_bytes()
         content = gzip.decompress(packed)
-        files.append(DataFile(name, hashlib.sha256(content).hexdigest(), hashlib.md5(packed).hexdigest()))
+        files.append(
+            DataFile(name, hashlib.sha256(content).hexdigest(), hashlib.md5(packed).hexdigest())
+        )
     return KnownDataset(
         name="toy",
         description="toy",

@@ -29,7 +29,7 @@ def test_detect_format(tmp_path: Path) -> None:
     assert detect_format(tmp_path / "a.CSV") == "csv"
     assert detect_format(tmp_path / "a.csv.gz") == "csv"
     assert detect_format(tmp_path / "a.txt", "csv") == "csv"
-    with pytest.raises(DataError, match="a.txt: cannot tell the format"):
+    with pytest.raises(DataError, match=r"a.txt: cannot tell the format"):
         detect_format(tmp_path / "a.txt")
 
 
@@ -51,7 +51,7 @@ def test_idx_folder_train_only_and_missing_labels(tmp_path: Path) -> None:
         (tmp_path / name).unlink()
     assert read_idx_folder(tmp_path).x_test is None
     (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataError, match="no train-images-idx3-ubyte.* and train-labels"):
+    with pytest.raises(DataError, match=r"no train-images-idx3-ubyte.* and train-labels"):
         read_idx_folder(tmp_path)
 
 
@@ -59,7 +59,7 @@ def test_idx_folder_count_mismatch(tmp_path: Path) -> None:
     arrays = toy_arrays()
     write_idx_set(tmp_path, arrays)
     write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(5, np.uint8))
-    with pytest.raises(DataError, match="count mismatch: 6 images but 5 labels"):
+    with pytest.raises(DataError, match=r"count mismatch: 6 images but 5 labels"):
         read_idx_folder(tmp_path)
 
 
@@ -84,17 +84,24 @@ def test_npz_x_y_is_training_only_and_converts_integral_floats(tmp_path: Path) -
 def test_npz_errors(tmp_path: Path) -> None:
     path = tmp_path / "d.npz"
     np.savez(path, images=np.zeros((2, 2, 2)), labels=np.zeros(2))
-    with pytest.raises(DataError, match=re.escape("expected keys x_train, y_train[, x_test, y_test] "
-                                                  "or x, y; found ['images', 'labels']")):
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            "expected keys x_train, y_train[, x_test, y_test] or x, y; found ['images', 'labels']"
+        ),
+    ):
         read_npz(path)
     np.savez(path, x=np.full((2, 2, 2), 0.5), y=np.zeros(2))
-    with pytest.raises(DataError, match=r"images must hold integer pixel values 0..255, got float64 in \[0.5, 0.5\]"):
+    with pytest.raises(
+        DataError,
+        match=r"images must hold integer pixel values 0..255, got float64 in \[0.5, 0.5\]",
+    ):
         read_npz(path)
     np.savez(path, x=np.zeros((3, 2, 2), np.uint8), y=np.zeros(2))
     with pytest.raises(DataError, match=r"d.npz\[x, y\]: count mismatch: 3 images but 2 labels"):
         read_npz(path)
     (tmp_path / "bad.npz").write_text("not a zip")
-    with pytest.raises(DataError, match="bad.npz: cannot read as .npz"):
+    with pytest.raises(DataError, match=r"bad.npz: cannot read as .npz"):
         read_npz(tmp_path / "bad.npz")
 
 
@@ -119,12 +126,12 @@ def test_csv_no_header_first_column_and_non_square(tmp_path: Path) -> None:
 def test_csv_errors(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("1,10,20\n0,40,50\n")
-    with pytest.raises(DataError, match="label_column 'label' needs a header line"):
+    with pytest.raises(DataError, match=r"label_column 'label' needs a header line"):
         read_csv(path, "label")
-    with pytest.raises(DataError, match="label_column 3 outside the 3 columns"):
+    with pytest.raises(DataError, match=r"label_column 3 outside the 3 columns"):
         read_csv(path, 3)
     path.write_text("a,b\n1,x\n")
-    with pytest.raises(DataError, match="not a numeric CSV"):
+    with pytest.raises(DataError, match=r"not a numeric CSV"):
         read_csv(path)
 
 
@@ -137,10 +144,12 @@ def test_digits_csv_split() -> None:
 
 
 def test_labels_checks() -> None:
-    with pytest.raises(DataError, match="labels must be >= 0, got -1"):
+    with pytest.raises(DataError, match=r"labels must be >= 0, got -1"):
         as_labels(np.array([0, -1]), "src")
-    with pytest.raises(DataError, match="labels must be integer class ids"):
+    with pytest.raises(DataError, match=r"labels must be integer class ids"):
         as_labels(np.array([0.5]), "src")
-    with pytest.raises(DataError, match=r"images must be \(N, H, W\) or \(N, D\) with N > 0, got \(3,\)"):
+    with pytest.raises(
+        DataError, match=r"images must be \(N, H, W\) or \(N, D\) with N > 0, got \(3,\)"
+    ):
         as_images(np.zeros(3), "src")
     assert as_images(np.zeros((2, 3, 3, 1), np.uint8), "src").shape == (2, 3, 3)

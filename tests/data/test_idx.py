@@ -46,19 +46,22 @@ def test_reads_big_endian_int32_and_float(tmp_path: Path) -> None:
 def test_truncated_data_names_file_and_sizes(tmp_path: Path) -> None:
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(_header(0x08, 3, 2, 2) + bytes(10))
-    with pytest.raises(DataError, match=re.escape(
-        f"{path}: truncated IDX data: header says 3x2x2 (12 bytes), the file holds 10"
-    )):
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"{path}: truncated IDX data: header says 3x2x2 (12 bytes), the file holds 10"
+        ),
+    ):
         read_idx(path)
 
 
 def test_truncated_header(tmp_path: Path) -> None:
     path = tmp_path / "short"
     path.write_bytes(bytes([0, 0, 8, 3]) + bytes(5))
-    with pytest.raises(DataError, match="truncated IDX header: 9 bytes, 3 dimensions need 16"):
+    with pytest.raises(DataError, match=r"truncated IDX header: 9 bytes, 3 dimensions need 16"):
         read_idx(path)
     path.write_bytes(b"\x00\x00")
-    with pytest.raises(DataError, match="2 bytes, the header needs 4"):
+    with pytest.raises(DataError, match=r"2 bytes, the header needs 4"):
         read_idx(path)
 
 
@@ -87,30 +90,34 @@ def test_wrong_magic(tmp_path: Path) -> None:
 def test_unknown_type_code(tmp_path: Path) -> None:
     path = tmp_path / "x"
     path.write_bytes(_header(0x07, 1) + b"\x00")
-    with pytest.raises(DataError, match="unknown IDX type code 0x07"):
+    with pytest.raises(DataError, match=r"unknown IDX type code 0x07"):
         read_idx(path)
 
 
 def test_wrong_count_extra_bytes(tmp_path: Path) -> None:
     path = tmp_path / "labels.gz"
     path.write_bytes(gzip.compress(_header(0x08, 4) + bytes(6)))
-    with pytest.raises(DataError, match=re.escape(
-        "IDX size mismatch: header says 4 (4 bytes), the file holds 6 (2 extra)"
-    )):
+    with pytest.raises(
+        DataError,
+        match=re.escape("IDX size mismatch: header says 4 (4 bytes), the file holds 6 (2 extra)"),
+    ):
         read_idx(path)
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="nothing-here: cannot read"):
+    with pytest.raises(DataError, match=r"nothing-here: cannot read"):
         read_idx(tmp_path / "nothing-here")
 
 
 def test_pair_count_mismatch_names_both_files(tmp_path: Path) -> None:
     images = write_idx(tmp_path / "train-images-idx3-ubyte.gz", IMAGES)
     labels = write_idx(tmp_path / "train-labels-idx1-ubyte", np.array([1, 2], dtype=np.uint8))
-    with pytest.raises(DataError, match=re.escape(
-        f"{images} / train-labels-idx1-ubyte: count mismatch: 3 images but 2 labels"
-    )):
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"{images} / train-labels-idx1-ubyte: count mismatch: 3 images but 2 labels"
+        ),
+    ):
         read_idx_pair(images, labels)
 
 

@@ -29,7 +29,9 @@ def _copy(source: Path, folder: Path) -> Path:
     return folder
 
 
-def test_search_order(roots: SearchRoots, toy_source: tuple[Path, KnownDataset], tmp_path: Path) -> None:
+def test_search_order(
+    roots: SearchRoots, toy_source: tuple[Path, KnownDataset], tmp_path: Path
+) -> None:
     _, entry = toy_source
     roots = dataclasses.replace(roots, env=tmp_path / "env")
     places = search_places(entry, explicit_places(tmp_path / "p", tmp_path / "d"), roots)
@@ -46,7 +48,10 @@ def test_search_order(roots: SearchRoots, toy_source: tuple[Path, KnownDataset],
 
 
 def test_env_var_beats_repo(
-    roots: SearchRoots, toy_source: tuple[Path, KnownDataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    roots: SearchRoots,
+    toy_source: tuple[Path, KnownDataset],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     source, entry = toy_source
     _copy(source, tmp_path / "repo" / "toy")
@@ -102,10 +107,16 @@ def test_missing_everywhere_download_disabled(
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith("dataset 'toy' not found; searched: ")
-    for place in ("d (data_dir)", "repo/toy (repository)", "system/toy (system)", "cache/toy (cache)"):
+    for place in (
+        "d (data_dir)",
+        "repo/toy (repository)",
+        "system/toy (system)",
+        "cache/toy (cache)",
+    ):
         assert place in message
     assert message.endswith(
-        "; download disabled; fix: set MNISTLAB_DATA to a folder holding toy/ or pass --data-dir FOLDER"
+        "; download disabled; "
+        "fix: set MNISTLAB_DATA to a folder holding toy/ or pass --data-dir FOLDER"
     )
 
 
@@ -116,16 +127,21 @@ def test_missing_everywhere_download_unreachable(
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(DataError, match=re.escape(
-        f"download failed: train-images-idx3-ubyte.gz: download failed from every mirror: "
-        f"127.0.0.1:{port}: unreachable (ConnectionError); fix: set MNISTLAB_DATA"
-    )):
-        fetch_dataset(entry, roots=roots, mirrors=[f"http://127.0.0.1:{port}/"], retries=0, progress=False)
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"; train-images-idx3-ubyte.gz: download failed from every mirror: "
+            f"127.0.0.1:{port}: unreachable (ConnectionError); fix: set MNISTLAB_DATA"
+        ),
+    ):
+        fetch_dataset(
+            entry, roots=roots, mirrors=[f"http://127.0.0.1:{port}/"], retries=0, progress=False
+        )
 
 
 def test_no_mirror_is_not_found(roots: SearchRoots, toy_source: tuple[Path, KnownDataset]) -> None:
     _, entry = toy_source
-    with pytest.raises(DataError, match="not found; .*; no download mirror; fix:"):
+    with pytest.raises(DataError, match=r"not found; .*; no download mirror; fix:"):
         fetch_dataset(entry, roots=roots)
 
 
@@ -139,9 +155,12 @@ def test_checksum_mismatch_names_the_file_and_does_not_fall_through(
     roots = dataclasses.replace(roots, env=tmp_path / "env")
     found = fetch_dataset(entry, roots=roots, download=False)
     assert found.place is not None and found.place.label == "MNISTLAB_DATA"
-    with pytest.raises(DataError, match=re.escape(
-        f"{bad / 't10k-labels-idx1-ubyte.gz'}: checksum mismatch for toy: content SHA256 "
-    )):
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"{bad / 't10k-labels-idx1-ubyte.gz'}: checksum mismatch for toy: content SHA256 "
+        ),
+    ):
         read_verified(entry, found)
 
 
@@ -152,9 +171,12 @@ def test_incomplete_place_names_the_missing_file(
     _copy(source, tmp_path / "repo" / "toy")
     partial = _copy(source, tmp_path / "mine")
     (partial / "train-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DataError, match=re.escape(
-        f"toy: {partial} holds some of its files but not train-labels-idx1-ubyte(.gz)"
-    )):
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            f"toy: {partial} holds some of its files but not train-labels-idx1-ubyte(.gz)"
+        ),
+    ):
         fetch_dataset(entry, explicit_places(data_dir=partial), roots, download=False)
 
 

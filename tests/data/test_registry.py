@@ -15,9 +15,12 @@ def test_names_in_order() -> None:
 
 
 def test_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(DataError, match=re.escape(
-        "unknown dataset 'cifar'; known: mnist, fashion-mnist, digits (or give a path"
-    )):
+    with pytest.raises(
+        DataError,
+        match=re.escape(
+            "unknown dataset 'cifar'; known: mnist, fashion-mnist, digits (or give a path"
+        ),
+    ):
         get_dataset("cifar")
 
 

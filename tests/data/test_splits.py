@@ -38,22 +38,31 @@ def test_keras_validation_split_rounds_as_keras_does() -> None:
 
 
 def test_fraction_leaving_nothing_is_an_error() -> None:
-    with pytest.raises(SpecError, match="^validation.fraction: 0.8 of 5 training rows puts the "
-                       "split at row 0, leaving no training or no validation rows$"):
+    with pytest.raises(
+        SpecError,
+        match=r"^validation.fraction: 0.8 of 5 training rows puts the "
+        r"split at row 0, leaving no training or no validation rows$",
+    ):
         validation_rows(ValidationFraction(fraction=0.8), 5)
 
 
 def test_head_tail_none_test() -> None:
     train, val = validation_rows(ValidationHead(n=3), 10)
     assert (train.tolist(), val.tolist() if val is not None else None) == (
-        list(range(3, 10)), [0, 1, 2])
+        list(range(3, 10)),
+        [0, 1, 2],
+    )
     train, val = validation_rows(ValidationTail(n=3), 10)
     assert (train.tolist(), val.tolist() if val is not None else None) == (
-        list(range(7)), [7, 8, 9])
+        list(range(7)),
+        [7, 8, 9],
+    )
     for kind in (ValidationNone(), ValidationOnTest()):
         train, val = validation_rows(kind, 4)
         assert train.tolist() == [0, 1, 2, 3] and val is None
-    with pytest.raises(SpecError, match="^validation.n: 10 validation rows must be < 10 training rows$"):
+    with pytest.raises(
+        SpecError, match=r"^validation.n: 10 validation rows must be < 10 training rows$"
+    ):
         validation_rows(ValidationTail(n=10), 10)
 
 
@@ -66,7 +75,9 @@ def test_random_validation_is_seeded_disjoint_and_ordered() -> None:
     other = validation_rows(ValidationRandom(n=3, seed=2), 10)[1]
     assert again is not None and val.tolist() == again.tolist()
     assert other is not None and val.tolist() != other.tolist()
-    with pytest.raises(SpecError, match=r"^validation.n: 10 validation rows; need between 1 and 9$"):
+    with pytest.raises(
+        SpecError, match=r"^validation.n: 10 validation rows; need between 1 and 9$"
+    ):
         validation_rows(ValidationRandom(n=10), 10)
 
 
@@ -77,7 +88,9 @@ def test_balanced_takes_the_first_per_class_in_order() -> None:
 
 
 def test_balanced_too_many_names_the_class() -> None:
-    with pytest.raises(SpecError, match="^test_subset.per_class: 4 rows asked of class 1, which has 3$"):
+    with pytest.raises(
+        SpecError, match=r"^test_subset.per_class: 4 rows asked of class 1, which has 3$"
+    ):
         subset_rows(SubsetBalanced(per_class=4), LABELS, "test_subset")
 
 
@@ -91,5 +104,5 @@ def test_random_subset_is_reproducible_and_ordered() -> None:
 def test_head_subset_and_sizes() -> None:
     assert subset_rows(SubsetHead(n=3), LABELS).tolist() == [0, 1, 2]
     assert subset_rows(None, LABELS).tolist() == list(range(10))
-    with pytest.raises(SpecError, match="^train_subset.n: 11 rows asked of a source of 10$"):
+    with pytest.raises(SpecError, match=r"^train_subset.n: 11 rows asked of a source of 10$"):
         subset_rows(SubsetRandom(n=11), LABELS)

@@ -24,9 +24,11 @@ from mnistlab.data.formats import (
 )
 from mnistlab.data.idx import check_pair, parse_idx
 from mnistlab.data.locate import (
+    Place,
     SearchRoots,
     explicit_places,
     fetch_dataset,
+    find_in,
     read_verified,
 )
 from mnistlab.data.registry import DIGITS_TEST_ROWS, KnownDataset, get_dataset
@@ -161,6 +163,8 @@ def read_dataset(
     if not spec.known:
         return read_user_data(spec.dataset, Path(spec.path or ""), spec.format, spec.label_column)
     entry = get_dataset(spec.dataset)
+    if spec.path is not None:
+        _check_spec_path(entry, Path(spec.path).expanduser())
     resolution = fetch_dataset(
         entry,
         explicit_places(spec.path, data_dir),
@@ -170,6 +174,7 @@ def read_dataset(
         progress=progress,
     )
     contents = read_verified(entry, resolution)
+    assert resolution.place is not None  # fetch_dataset returns complete resolutions only
     return decode_known(entry, contents, source=str(resolution.place.path))
 
 
@@ -266,6 +271,16 @@ def array_fingerprint(arrays: Arrays) -> str:
         digest.update(f"|{array.dtype.str}{array.shape}".encode())
         digest.update(memoryview(array).cast("B"))
     return digest.hexdigest()
+
+
+def _check_spec_path(entry: KnownDataset, path: Path) -> None:
+    """A spec's `path` for a known dataset must hold it: no silent fall-through to elsewhere."""
+    if not find_in(entry, [Place("path", path), Place("path", path / entry.name)]).found:
+        files = ", ".join(f"{f.name}[.gz]" for f in entry.files)
+        raise DataError(
+            f"path: {path} holds no {entry.name} files ({files}), neither itself nor "
+            f"{entry.name}/ in it; for your own data, set dataset to a name of yours"
+        )
 
 
 def _read_only(array: np.ndarray | None) -> np.ndarray | None:

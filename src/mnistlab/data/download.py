@@ -13,25 +13,15 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
-
-import pooch
-import requests
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from mnistlab.data.idx import read_bytes
 from mnistlab.data.registry import DataFile, KnownDataset
 from mnistlab.errors import DataError
 
-NETWORK_ERRORS = (requests.ConnectionError, requests.Timeout)
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 
 class DownloadError(DataError):
@@ -48,7 +38,7 @@ def download_files(
     folder: Path,
     mirrors: Sequence[str],
     *,
-    retries: int = 2,
+    retries: int = 1,
     progress: bool = True,
     timeout: float = 30.0,
 ) -> dict[str, Path]:
@@ -97,6 +87,9 @@ def _download_one(
     timeout: float,
 ) -> Path:
     """Try each mirror for one file until one serves the right bytes."""
+    import pooch  # imported here: only a download needs it (and requests), ~0.15 s
+    import requests
+
     fname = f"{item.name}.gz"
     failures: list[str] = []
     unreachable = True
@@ -117,7 +110,7 @@ def _download_one(
                         fname, downloader=pooch.HTTPDownloader(progressbar=bar, timeout=timeout)
                     )
                 )
-        except NETWORK_ERRORS as exc:
+        except (requests.ConnectionError, requests.Timeout) as exc:
             failures.append(f"{host}: unreachable ({type(exc).__name__})")
             continue
         except requests.HTTPError as exc:
@@ -161,6 +154,8 @@ def _content_problem(item: DataFile, path: Path) -> str | None:
 @contextmanager
 def _quiet_pooch() -> Iterator[None]:
     """Silence pooch's own log lines (our progress bar says the same)."""
+    import pooch
+
     logger = pooch.get_logger()
     level = logger.level
     logger.setLevel(logging.WARNING)
@@ -181,6 +176,16 @@ class _ProgressBar:
 
     def _started(self) -> Progress:
         if self._progress is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             self._progress = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),

@@ -155,13 +155,29 @@ def find_dataset(
         The first place holding any file of the dataset (with the files it lacks), or
         `place=None`; `searched` lists every place in order.
     """
-    places = search_places(entry, explicit, roots)
+    return find_in(entry, search_places(entry, explicit, roots))
+
+
+def find_in(entry: KnownDataset, places: Sequence[Place]) -> Resolution:
+    """The first of `places` holding any file of `entry` (see `find_dataset`).
+
+    Parameters
+    ----------
+    entry : KnownDataset
+        The registry entry.
+    places : sequence of Place
+        Folders, in the order they are tried.
+
+    Returns
+    -------
+    Resolution
+    """
     for place in places:
         files = _files_in(entry, place.path)
         if files:
             missing = tuple(f.name for f in entry.files if f.name not in files)
-            return Resolution(entry.name, place, files, missing, places)
-    return Resolution(entry.name, None, searched=places)
+            return Resolution(entry.name, place, files, missing, tuple(places))
+    return Resolution(entry.name, None, searched=tuple(places))
 
 
 def fetch_dataset(
@@ -171,7 +187,7 @@ def fetch_dataset(
     *,
     download: bool = True,
     mirrors: Sequence[str] | None = None,
-    retries: int = 2,
+    retries: int = 1,
     progress: bool = True,
 ) -> Resolution:
     """Find `entry`'s files, downloading the missing ones into the cache when needed.
@@ -209,10 +225,11 @@ def fetch_dataset(
     if found.complete:
         return found
     cache = Place("cache", roots.cache / entry.name)
-    if found.found and found.place != cache:
+    if found.place is not None and (found.place != cache or not download):
         missing = ", ".join(f"{n}(.gz)" for n in found.missing)
+        cached = "; download disabled" if found.place == cache else ""
         raise DataError(
-            f"{entry.name}: {found.place.path} holds some of its files but not {missing}"
+            f"{entry.name}: {found.place.path} holds some of its files but not {missing}{cached}"
         )
     wanted = found.missing if found.found else tuple(f.name for f in entry.files)
     urls = tuple(mirrors if mirrors is not None else entry.mirrors)
@@ -224,7 +241,7 @@ def fetch_dataset(
     except DownloadError as exc:
         if not exc.unreachable:
             raise  # a mirror answered with bad bytes: the message names the file
-        raise _not_found(entry, found.searched, f"download failed: {exc}") from None
+        raise _not_found(entry, found.searched, str(exc)) from None
     return find_dataset(entry, explicit, roots)
 
 
@@ -283,7 +300,7 @@ def _sklearn_place() -> tuple[Place, ...]:
 
 def _not_found(entry: KnownDataset, searched: Sequence[Place], reason: str) -> DataError:
     places = ", ".join(str(p) for p in searched)
-    return DataError(
-        f"dataset {entry.name!r} not found; searched: {places}; {reason}; "
-        f"fix: {FIX.format(name=entry.name)}"
-    )
+    fix = FIX.format(name=entry.name)
+    if entry.kind == "digits":
+        fix = "install scikit-learn, or pass --data-dir FOLDER holding digits.csv.gz"
+    return DataError(f"dataset {entry.name!r} not found; searched: {places}; {reason}; fix: {fix}")

@@ -26,29 +26,29 @@ class Scaler:
     scale: np.ndarray
 
     def apply(self, x: Tensor) -> Tensor:
-        """Scale float32 rows.
+        """Scale float32 rows in place (the caller owns `x`) and return them.
 
         Parameters
         ----------
         x : Tensor of shape (N, D), float32
-            Unscaled pixel values.
+            Unscaled pixel values; overwritten.
 
         Returns
         -------
         Tensor of shape (N, D), float32
+            `x` itself, scaled.
         """
         if self.kind == "none":
             return x
         if self.kind == "divide-255":
-            return x / 255.0  # float32 / 255, exactly Keras's x.astype("float32") / 255
+            return x.div_(255.0)  # float32 / 255, exactly Keras's x.astype("float32") / 255
         # in float64, then rounded once to float32, as scikit-learn's float64 output is
         shift = torch.as_tensor(self.shift, dtype=torch.float64, device=x.device)
         scale = torch.as_tensor(self.scale, dtype=torch.float64, device=x.device)
-        out = torch.empty_like(x)
         for start in range(0, len(x), CHUNK_ROWS):
-            block = x[start : start + CHUNK_ROWS].to(torch.float64)
-            out[start : start + CHUNK_ROWS] = (block - shift) / scale
-        return out
+            block = x[start : start + CHUNK_ROWS]
+            block.copy_(block.to(torch.float64).sub_(shift).div_(scale))
+        return x
 
 
 def fit_scaler(kind: str, x: np.ndarray) -> Scaler:
@@ -64,7 +64,7 @@ def fit_scaler(kind: str, x: np.ndarray) -> Scaler:
     Returns
     -------
     Scaler
-        `shift_`-like statistics as float64 arrays of shape (D,) (scalars for none and
+        Its shift and scale are float64 arrays of shape (D,) (scalars for none and
         divide-255).
     """
     if kind in ("none", "divide-255"):
