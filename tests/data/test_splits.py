@@ -106,3 +106,24 @@ def test_head_subset_and_sizes() -> None:
     assert subset_rows(None, LABELS).tolist() == list(range(10))
     with pytest.raises(SpecError, match=r"^train_subset.n: 11 rows asked of a source of 10$"):
         subset_rows(SubsetRandom(n=11), LABELS)
+
+
+def test_folds_are_contiguous_like_sklearn_kfold() -> None:
+    from sklearn.model_selection import KFold
+
+    from mnistlab.data.spec import ValidationFold
+
+    for n, k in [(10, 3), (60000, 3), (7, 2)]:
+        expected = list(KFold(n_splits=k, shuffle=False).split(np.zeros(n)))
+        for index, (train, val) in enumerate(expected):
+            got_train, got_val = validation_rows(ValidationFold(folds=k, index=index), n)
+            np.testing.assert_array_equal(got_train, train)
+            np.testing.assert_array_equal(got_val, val)
+
+
+def test_fold_index_out_of_range_names_the_field() -> None:
+    from mnistlab.data.spec import ValidationFold
+    from mnistlab.spec import parse_spec
+
+    with pytest.raises(SpecError, match="index must be < folds"):
+        parse_spec(ValidationFold, {"folds": 3, "index": 3})

@@ -94,13 +94,32 @@ class ValidationRandom(Spec):
         return self
 
 
+class ValidationFold(Spec):
+    """Fold `index` of `folds` contiguous, unshuffled folds is the validation data.
+
+    As scikit-learn's KFold(shuffle=False), which GridSearchCV used on one-hot targets: the
+    first n % folds folds hold one row more; training keeps the other rows, in order.
+    """
+
+    kind: Literal["fold"] = "fold"
+    folds: int = Field(ge=2)
+    index: NonNegativeInt
+
+    @model_validator(mode="after")
+    def _index_in_range(self) -> ValidationFold:
+        if self.index >= self.folds:
+            raise ValueError(f"index must be < folds ({self.folds}), got {self.index}")
+        return self
+
+
 ValidationSpec = Annotated[
     ValidationNone
     | ValidationFraction
     | ValidationHead
     | ValidationTail
     | ValidationOnTest
-    | ValidationRandom,
+    | ValidationRandom
+    | ValidationFold,
     Field(discriminator="kind"),
 ]
 

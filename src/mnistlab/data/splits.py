@@ -13,6 +13,7 @@ from mnistlab.data.spec import (
     SubsetHead,
     SubsetRandom,
     SubsetSpec,
+    ValidationFold,
     ValidationFraction,
     ValidationHead,
     ValidationNone,
@@ -77,7 +78,7 @@ def validation_rows(validation: ValidationSpec, n: int) -> tuple[np.ndarray, np.
     Parameters
     ----------
     validation : ValidationSpec
-        none, fraction (Keras's validation_split), head, tail, test or random.
+        none, fraction (Keras's validation_split), head, tail, test, random or fold.
     n : int
         Training rows (after `train_subset`).
 
@@ -112,6 +113,16 @@ def validation_rows(validation: ValidationSpec, n: int) -> tuple[np.ndarray, np.
         if isinstance(validation, ValidationHead):
             return everything[validation.n :], everything[: validation.n]
         return everything[: n - validation.n], everything[n - validation.n :]
+    if isinstance(validation, ValidationFold):
+        if validation.folds > n:
+            raise SpecError(
+                f"validation.folds: {validation.folds} folds need >= that many rows, got {n}"
+            )
+        sizes = np.full(validation.folds, n // validation.folds)
+        sizes[: n % validation.folds] += 1
+        start = int(sizes[: validation.index].sum())
+        stop = start + int(sizes[validation.index])
+        return np.concatenate([everything[:start], everything[stop:]]), everything[start:stop]
     assert isinstance(validation, ValidationRandom)
     if validation.fraction is not None:
         size = n - int(n * (1.0 - validation.fraction))
