@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,7 +16,13 @@ from rich.table import Table
 
 from mnistlab.errors import MnistlabError
 
+if TYPE_CHECKING:
+    from mnistlab.studies.runner import Plan
+    from mnistlab.studies.summary import Report
+    from mnistlab.studies.tables import Table as SummaryTable
+
 USAGE_ERROR = 2
+DataDirOption = Annotated[Path | None, typer.Option(help="an explicit folder, searched first")]
 LIST_OPTIONS = frozenset({"--hidden"})  # options that take several values: --hidden 512 128
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
@@ -155,11 +161,173 @@ def main() -> None:
     app(args=normalize_argv(sys.argv[1:]), prog_name="mnistlab")
 
 
+# --- studies ---
+
+DEFAULT_STUDY = Path("studies/quickstart.yaml")
+Results = Annotated[Path, typer.Option(help="results folder (the store is mnistlab.db in it)")]
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+
+
+@app.command()
+def run(
+    study: Annotated[Path, typer.Argument(help="a study file")] = DEFAULT_STUDY,
+    results: Results = Path("results"),
+    fresh: Annotated[bool, typer.Option(help="discard this study's stored runs first")] = False,
+    jobs: Annotated[int, typer.Option(help="runs at once, in worker processes")] = 1,
+    dry_run: Annotated[bool, typer.Option(help="print the plan, run nothing")] = False,
+    data_dir: DataDirOption = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+) -> None:
+    """Run a study: skip finished runs, run the rest, then print its summary table."""
+    from mnistlab.studies import StudyProgress, load_study, plan_study, run_study, study_report
+
+    with _expected_errors():
+        spec = load_study(study)
+        if dry_run:
+            _render_plan(plan_study(spec, results, data_dir))
+            return
+        if jobs < 1:
+            raise MnistlabError(f"--jobs: must be >= 1, got {jobs}")
+        with StudyProgress(err) as progress:
+            outcome = run_study(
+                spec,
+                study.read_text(),
+                results,
+                fresh=fresh,
+                jobs=jobs,
+                data_dir=data_dir,
+                device=device,
+                listener=progress,
+            )
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
+        out.print(f"{spec.name}: ran {outcome.ran} runs; {counts}", highlight=False)
+        _render_report(study_report(spec.name, results))
+
+
+@app.command()
+def check(study: Annotated[Path, typer.Argument(help="a study file")]) -> None:
+    """Validate a study file and print how many runs it expands to; run nothing."""
+    from mnistlab.studies import count_runs, load_study
+
+    with _expected_errors():
+        spec = load_study(study)
+        out.print(f"{study}: ok, {count_runs(spec)} runs", highlight=False)
+
+
+@app.command()
+def studies(results: Results = Path("results")) -> None:
+    """List the studies in the results store."""
+    from mnistlab.studies import list_studies
+
+    with _expected_errors():
+        listed = list_studies(results)
+    table = Table(
+        "study", "runs", "done", "diverged", "failed", "pending", "updated", "description"
+    )
+    for entry in listed:
+        counts = entry.counts
+        table.add_row(
+            entry.name,
+            str(sum(counts.values())),
+            *(str(counts.get(k, 0)) for k in ("done", "diverged", "failed")),
+            str(counts.get("pending", 0) + counts.get("running", 0)),
+            entry.updated,
+            entry.description[:60],
+        )
+    out.print(table)
+
+
+@app.command()
+def show(
+    study: Annotated[str, typer.Argument(help="a study name in the store")],
+    results: Results = Path("results"),
+    runs: Annotated[bool, typer.Option(help="also list every run")] = False,
+    sort: Annotated[str | None, typer.Option(help="sort rows by this column")] = None,
+) -> None:
+    """Print a study's summary table (mean ± std over repetitions), selections and CV."""
+    from mnistlab.studies import study_report
+
+    with _expected_errors():
+        report = study_report(study, results, sort=sort, with_runs=runs)
+    _render_report(report)
+
+
+@app.command()
+def compare(
+    study_a: Annotated[str, typer.Argument(help="first study")],
+    study_b: Annotated[str, typer.Argument(help="second study")],
+    results: Results = Path("results"),
+) -> None:
+    """Put two studies' summary tables side by side, matched on their shared columns."""
+    from mnistlab.studies import compare_studies
+
+    with _expected_errors():
+        table = compare_studies(study_a, study_b, results)
+    _render_table(table)
+
+
+@app.command()
+def export(
+    study: Annotated[str, typer.Argument(help="a study name in the store")],
+    format: Annotated[ExportFormat, typer.Option(help="output format")] = ExportFormat.csv,
+    results: Results = Path("results"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write")] = None,
+) -> None:
+    """Export a study's summary table as CSV, JSON or Markdown (stdout unless -o)."""
+    from mnistlab.studies import export_study
+
+    with _expected_errors():
+        text = export_study(study, results, format.value)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        out.print(f"written {output}", highlight=False)
+
+
+def _render_plan(plan: Plan) -> None:
+    table = Table("variant", "runs", "to do", "epochs each")
+    for name, total, todo, epochs in plan.by_variant():
+        table.add_row(name or "-", str(total), str(todo), epochs)
+    out.print(table)
+    estimate = plan.estimate_seconds
+    when = (
+        f"about {estimate / 60:.1f} min at the measured pace"
+        if estimate
+        else ("time not estimated yet: no run of this study has been measured")
+    )
+    out.print(
+        f"{plan.study.name}: {len(plan.runs)} runs, {len(plan.todo)} to do; {when}", highlight=False
+    )
+
+
+def _render_report(report: Report) -> None:
+    for table in report.tables:
+        _render_table(table)
+
+
+def _render_table(table: SummaryTable) -> None:
+    rendered = Table(
+        *table.columns,
+        title=table.title,
+        title_justify="left",
+        caption=table.note,
+        caption_justify="left",
+    )
+    for row in table.rows:
+        rendered.add_row(*row)
+    out.print(rendered)
+
+
 # --- mnistlab data ---
 
 data_app = typer.Typer(no_args_is_help=True, help="The datasets: where they are, what they hold.")
 app.add_typer(data_app, name="data")
-DataDir = Annotated[Path | None, typer.Option(help="an explicit folder, searched first")]
 
 
 @data_app.command("list")
@@ -180,7 +348,7 @@ def data_list() -> None:
 
 
 @data_app.command("path")
-def data_path(name: str, data_dir: DataDir = None) -> None:
+def data_path(name: str, data_dir: DataDirOption = None) -> None:
     """Print the folder NAME resolves to (never downloads); exit 1 when found nowhere."""
     from mnistlab.data import dataset_location
 
@@ -196,7 +364,7 @@ def data_path(name: str, data_dir: DataDir = None) -> None:
 @data_app.command("info")
 def data_info(
     name: str,
-    data_dir: DataDir = None,
+    data_dir: DataDirOption = None,
     download: Annotated[bool, typer.Option(help="download when found nowhere")] = False,
 ) -> None:
     """Sizes, image shape and class counts of a dataset (a registered name or your file)."""
@@ -217,7 +385,7 @@ def data_info(
 
 
 @data_app.command("verify")
-def data_verify(name: str, data_dir: DataDir = None) -> None:
+def data_verify(name: str, data_dir: DataDirOption = None) -> None:
     """Check every file of a registered dataset against its SHA256; exit 1 on a problem."""
     from mnistlab.data import verify_dataset
 
@@ -236,3 +404,7 @@ def data_verify(name: str, data_dir: DataDir = None) -> None:
     out.print(table)
     if not report.ok:
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    main()

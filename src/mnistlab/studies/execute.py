@@ -1,0 +1,189 @@
+"""Running one task of a study in the current process: a run, or a chain in continue mode."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from mnistlab.data import Data, Dataset, DataSpec, data_fingerprint, make_splits, read_dataset
+from mnistlab.models import MLPNet, build_mlp
+from mnistlab.runtime import make_generator, select_device
+from mnistlab.studies.records import RunResult, RunSpec
+from mnistlab.training.callbacks import Callback, save_weights
+from mnistlab.training.history import History
+from mnistlab.training.loop import RunSeeds, evaluate, fit
+
+EpochListener = Callable[[RunSpec, int, int, dict[str, float]], None]
+"""Called after each epoch with (run, epoch, epochs, logs): the progress display's feed."""
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """What an executor runs: one run, or a continue-mode chain run in order in one process.
+
+    `parent_weights` is the weights file of the first run's parent, when the chain resumes
+    in the middle; `results` is the results folder (weights go under `<results>/<study>/`).
+    """
+
+    runs: tuple[RunSpec, ...]
+    results: Path
+    data_dir: Path | None = None
+    parent_weights: Path | None = None
+    threads: int | None = None
+    device: str = "auto"
+
+
+def weights_path(results: Path, study: str, run_id: str) -> Path:
+    """Where a run's final weights live: `<results>/<study>/runs/<run_id>.safetensors`."""
+    return results / study / "runs" / f"{run_id}.safetensors"
+
+
+class _DataCache:
+    """Datasets read once per process and splits made once per data spec."""
+
+    def __init__(self) -> None:
+        self.datasets: dict[str, Dataset] = {}
+        self.splits: dict[str, Data] = {}
+
+    def dataset(self, spec: DataSpec, data_dir: Path | None) -> Dataset:
+        source = spec.model_dump_json(include={"dataset", "path", "format", "label_column"})
+        if source not in self.datasets:
+            self.datasets[source] = read_dataset(spec, data_dir, progress=False)
+        return self.datasets[source]
+
+    def get(self, spec: DataSpec, data_dir: Path | None, device: torch.device) -> Data:
+        key = spec.model_dump_json()
+        if key not in self.splits:
+            self.splits[key] = make_splits(self.dataset(spec, data_dir), spec, device)
+        return self.splits[key]
+
+
+_CACHE = _DataCache()  # per process: a worker reuses the data across its runs
+
+
+def fingerprint_data(spec: DataSpec, data_dir: Path | None = None) -> str:
+    """The data fingerprint that enters a run's identity (reads and verifies the dataset)."""
+    return data_fingerprint(_CACHE.dataset(spec, data_dir), spec)
+
+
+def execute(task: RunTask, on_epoch: EpochListener | None = None) -> Iterator[RunResult]:
+    """Run the task's runs in order, yielding each result as soon as it is finished.
+
+    A run that raises is reported as `failed` with its traceback; a chain stops at a failed
+    or diverged run (the next ones would continue from broken weights) and reports the rest
+    as failed with that reason.
+    """
+    device = select_device(task.device)
+    previous: MLPNet | None = None
+    for position, run in enumerate(task.runs):
+        if position > 0 and previous is None:
+            yield RunResult(run.run_id, "failed", error="its parent run did not finish")
+            continue
+        started = time.perf_counter()
+        try:
+            data = _CACHE.get(run.config.data, task.data_dir, device)
+            parent_state = _parent_state(task, position, previous)
+            net, result = _train(run, data, task, parent_state, on_epoch)
+        except Exception:  # a failed run must never stop the study: record it
+            previous = None
+            yield RunResult(
+                run.run_id,
+                "failed",
+                seconds=time.perf_counter() - started,
+                error=traceback.format_exc(),
+            )
+            continue
+        result.seconds = time.perf_counter() - started
+        previous = net if result.status == "done" else None
+        yield result
+
+
+def _parent_state(
+    task: RunTask, position: int, previous: MLPNet | None
+) -> dict[str, torch.Tensor] | None:
+    if position > 0 and previous is not None:
+        return previous.state_dict()
+    if position == 0 and task.runs[0].parent is not None:
+        if task.parent_weights is None or not task.parent_weights.is_file():
+            raise FileNotFoundError(
+                f"run {task.runs[0].run_id} continues run {task.runs[0].parent}, "
+                f"whose weights are missing ({task.parent_weights})"
+            )
+        return load_file(str(task.parent_weights))
+    return None
+
+
+class _EpochFeed(Callback):
+    """Forwards each epoch's logs to the progress display."""
+
+    def __init__(self, run: RunSpec, listener: EpochListener) -> None:
+        self.run, self.listener = run, listener
+
+    def on_epoch_end(self, state: object, epoch: int, logs: dict[str, float]) -> None:
+        self.listener(self.run, epoch, self.run.config.training.epochs, logs)
+
+
+def _train(
+    run: RunSpec,
+    data: Data,
+    task: RunTask,
+    parent_state: dict[str, torch.Tensor] | None,
+    on_epoch: EpochListener | None,
+) -> tuple[MLPNet, RunResult]:
+    config = run.config
+    init = make_generator(RunSeeds.from_seed(run.seed).init)
+    net = build_mlp(config.model, math.prod(data.input_shape), data.n_classes, init)
+    if parent_state is not None:
+        net.load_state_dict(parent_state)
+    callbacks = [_EpochFeed(run, on_epoch)] if on_epoch else []
+    history = fit(
+        net,
+        data.train,
+        config.training,
+        val=data.val,
+        seed=run.seed,
+        callbacks=callbacks,
+        threads=task.threads,
+    )
+    metrics = _final_metrics(net, data, run, history)
+    path = weights_path(task.results, run.study, run.run_id)
+    save_weights(net.state_dict(), path)
+    result = RunResult(
+        run.run_id,
+        "diverged" if history.diverged else "done",
+        metrics=metrics,
+        history=history.history,
+        artifacts={"weights": str(path)},
+    )
+    return net, result
+
+
+def _final_metrics(net: MLPNet, data: Data, run: RunSpec, history: History) -> dict[str, float]:
+    """Train numbers from the last epoch's History (as Keras reports them); others evaluated."""
+    metrics = {k: v for k, v in history.last.items() if k in {"loss", "accuracy"}}
+    for prefix, split in (("val", data.val), ("test", data.test)):
+        if split is not None:
+            scores = evaluate(net, split, run.config.training)
+            metrics.update({f"{prefix}_{k}": v for k, v in scores.items()})
+    metrics["epochs_run"] = float(len(history.epoch))
+    for name in ("best_epoch", "stopped_epoch"):
+        value = getattr(history, name)
+        if value is not None:
+            metrics[name] = float(value)
+    if history.diverged_at is not None:
+        metrics["diverged_epoch"], metrics["diverged_batch"] = map(float, history.diverged_at)
+    return metrics
+
+
+def file_digest(path: Path) -> tuple[str, int]:
+    """SHA256 and size of a file, for the store's artifact rows."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return digest, path.stat().st_size

@@ -1,0 +1,247 @@
+"""The study runner: expand, skip what is finished, run the rest, store each result as it lands."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from mnistlab.data import DataSpec
+from mnistlab.errors import MnistlabError
+from mnistlab.studies.execute import (
+    EpochListener,
+    RunTask,
+    file_digest,
+    fingerprint_data,
+    weights_path,
+)
+from mnistlab.studies.executors import Executor, InProcessExecutor, LocalPoolExecutor
+from mnistlab.studies.expand import expand, refit_runs
+from mnistlab.studies.records import FINISHED, RunRecord, RunResult, RunSpec
+from mnistlab.studies.spec import StudySpec
+from mnistlab.studies.store import Store
+
+DB_NAME = "mnistlab.db"
+
+
+class StudyListener(Protocol):
+    """What the runner tells a progress display."""
+
+    def on_study_begin(self, study: str, total: int, finished: int) -> None: ...
+    def on_run_end(self, result: RunResult) -> None: ...
+    def on_epoch(self, run: RunSpec, epoch: int, epochs: int, logs: dict[str, float]) -> None: ...
+
+
+@dataclass
+class Plan:
+    """What `run` would do: every run of the study, and those not finished yet."""
+
+    study: StudySpec
+    runs: list[RunSpec]
+    todo: list[RunSpec]
+    seconds_per_epoch: float | None  # measured on this study's finished runs, if any
+
+    def by_variant(self) -> list[tuple[str | None, int, int, str]]:
+        """(variant, runs, runs to do, epochs per run) in study order."""
+        rows: dict[str | None, list] = {}
+        todo = {r.run_id for r in self.todo}
+        for run in self.runs:
+            row = rows.setdefault(run.variant, [0, 0, set()])
+            row[0] += 1
+            row[1] += run.run_id in todo
+            row[2].add(run.config.training.epochs)
+        return [
+            (name, n, left, ", ".join(map(str, sorted(epochs))))
+            for name, (n, left, epochs) in rows.items()
+        ]
+
+    @property
+    def estimate_seconds(self) -> float | None:
+        """Time left at the measured pace (None until a run of the study was measured)."""
+        if self.seconds_per_epoch is None:
+            return None
+        return self.seconds_per_epoch * sum(r.config.training.epochs for r in self.todo)
+
+
+@dataclass
+class Outcome:
+    """Counts of a finished `run` call, by status, over the whole study."""
+
+    study: str
+    counts: dict[str, int] = field(default_factory=dict)
+    ran: int = 0
+
+
+def open_store(results: Path) -> Store:
+    """The results store of a results folder (created when missing)."""
+    return Store.open(results / DB_NAME)
+
+
+def spec_digest(spec: StudySpec) -> str:
+    """Identity of a study file's content: a changed file is a different study."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+
+
+def plan_study(spec: StudySpec, results: Path, data_dir: Path | None = None) -> Plan:
+    """Expand a study and compare with the store, writing nothing."""
+    runs = expand(spec, lambda data: fingerprint_data(data, data_dir))
+    records: dict[str, RunRecord] = {}
+    if (results / DB_NAME).is_file():
+        with open_store(results) as store:
+            records = {r.run_id: r for r in store.runs(spec.name)}
+    todo = [r for r in runs if r.run_id not in records or records[r.run_id].status not in FINISHED]
+    measured = [r for r in records.values() if r.status == "done" and r.seconds]
+    pace = None
+    if measured:
+        pace = sum(r.seconds or 0.0 for r in measured) / sum(
+            max(1.0, r.metrics.get("epochs_run", 1.0)) for r in measured
+        )
+    return Plan(spec, runs, todo, pace)
+
+
+def count_runs(spec: StudySpec) -> int:
+    """How many runs a study expands to (cross-validation refits not counted), reading no data."""
+    return len(expand(spec, lambda data: "unread"))
+
+
+def run_study(
+    spec: StudySpec,
+    source: str,
+    results: Path,
+    *,
+    fresh: bool = False,
+    jobs: int = 1,
+    data_dir: Path | None = None,
+    device: str = "auto",
+    listener: StudyListener | None = None,
+) -> Outcome:
+    """Run every unfinished run of a study and store each result in one transaction.
+
+    A killed study resumes: runs left `running` go back to `pending`, finished ones are
+    skipped. A diverged or failed run never stops the study.
+    """
+    with open_store(results) as store:
+        store.save_study(
+            spec.name,
+            spec.description,
+            spec.model_dump_json(),
+            spec_digest(spec),
+            source,
+            replace=fresh,
+        )
+        store.reset_interrupted(spec.name)
+
+        def fingerprint(data: DataSpec) -> str:
+            return fingerprint_data(data, data_dir)
+
+        runs = expand(spec, fingerprint)
+        store.add_runs(runs)
+        executor = _executor(jobs, listener)
+        outcome = Outcome(spec.name)
+        todo = _unfinished(store, spec.name, runs)
+        if listener is not None:
+            listener.on_study_begin(spec.name, len(runs), len(runs) - len(todo))
+        outcome.ran += _run(store, executor, todo, runs, results, data_dir, device, listener)
+        if spec.cross_validation is not None and spec.cross_validation.refit:
+            refits = refit_runs(spec, store.runs(spec.name), fingerprint)
+            store.add_runs(refits)
+            todo = _unfinished(store, spec.name, refits)
+            outcome.ran += _run(store, executor, todo, refits, results, data_dir, device, listener)
+        outcome.counts = {k: n for k, n in store.counts(spec.name).items() if n}
+    return outcome
+
+
+def _executor(jobs: int, listener: StudyListener | None) -> Executor:
+    if jobs > 1:
+        return LocalPoolExecutor(jobs)
+    on_epoch: EpochListener | None = listener.on_epoch if listener is not None else None
+    return InProcessExecutor(on_epoch)
+
+
+def _unfinished(store: Store, study: str, runs: Sequence[RunSpec]) -> list[RunSpec]:
+    status = {r.run_id: r.status for r in store.runs(study)}
+    return [r for r in runs if status.get(r.run_id) not in FINISHED]
+
+
+def _run(
+    store: Store,
+    executor: Executor,
+    todo: list[RunSpec],
+    every: Sequence[RunSpec],
+    results: Path,
+    data_dir: Path | None,
+    device: str,
+    listener: StudyListener | None,
+) -> int:
+    """Run `todo` as tasks (continue-mode chains stay together); return how many finished."""
+    if not todo:
+        return 0
+    records = {r.run_id: r for r in store.runs(every[0].study)}
+    tasks, blocked = _tasks(todo, records, results, data_dir, device)
+    finished = 0
+    for result in blocked:
+        _store_result(store, result, results, listener)
+        finished += 1
+    worker = f"{os.uname().nodename}:{os.getpid()}"
+    for task in tasks:
+        for run in task.runs:
+            store.mark_running(run.run_id, worker)
+    try:
+        for result in executor.submit(tasks):
+            _store_result(store, result, results, listener)
+            finished += 1
+    except MnistlabError:
+        raise
+    except Exception as exc:  # a worker process died: what finished is stored, rerun resumes
+        raise MnistlabError(
+            f"a worker stopped unexpectedly ({exc!r}); run again to resume"
+        ) from exc
+    return finished
+
+
+def _tasks(
+    todo: list[RunSpec],
+    records: dict[str, RunRecord],
+    results: Path,
+    data_dir: Path | None,
+    device: str,
+) -> tuple[list[RunTask], list[RunResult]]:
+    """Group runs into tasks: a chain of continue-mode runs is one task, run in order.
+
+    A chain whose finished parent diverged or failed cannot continue: its runs are reported
+    as failed, naming the parent.
+    """
+    pending = {r.run_id: r for r in todo}
+    child = {r.parent: r for r in todo if r.parent is not None}
+    tasks: list[RunTask] = []
+    blocked: list[RunResult] = []
+    for run in todo:
+        if run.parent is not None and run.parent in pending:
+            continue  # not a chain head: its parent's task runs it
+        chain = [run]
+        while chain[-1].run_id in child:
+            chain.append(child[chain[-1].run_id])
+        parent = records.get(run.parent) if run.parent else None
+        if parent is not None and parent.status != "done":
+            reason = f"continues run {parent.run_id}, which {parent.status}"
+            blocked.extend(RunResult(r.run_id, "failed", error=reason) for r in chain)
+            continue
+        parent_weights = weights_path(results, run.study, run.parent) if run.parent else None
+        tasks.append(RunTask(tuple(chain), results, data_dir, parent_weights, device=device))
+    return tasks, blocked
+
+
+def _store_result(
+    store: Store, result: RunResult, results: Path, listener: StudyListener | None
+) -> None:
+    artifacts = {}
+    for kind, path in result.artifacts.items():
+        file = Path(path)
+        digest, size = file_digest(file)
+        artifacts[kind] = (str(file.relative_to(results)), digest, size)
+    store.finish_run(result, artifacts)
+    if listener is not None:
+        listener.on_run_end(result)

@@ -1,0 +1,116 @@
+"""What `mnistlab show`, `studies`, `compare` and `export` print: tables built from the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mnistlab.studies.records import RunRecord
+from mnistlab.studies.runner import DB_NAME, open_store
+from mnistlab.studies.spec import StudySpec
+from mnistlab.studies.stats import cv_summary, select_best
+from mnistlab.studies.store import Store, StoreError, StudySummary
+from mnistlab.studies.tables import (
+    Column,
+    Table,
+    compare_tables,
+    cv_table,
+    export,
+    runs_table,
+    selection_table,
+    summary_table,
+)
+
+PROBLEMS = frozenset({"diverged", "failed"})
+
+
+@dataclass
+class Report:
+    """A study's tables, in the order `show` prints them."""
+
+    study: str
+    description: str
+    tables: list[Table] = field(default_factory=list)
+
+
+def _existing_store(results: Path) -> Store:
+    """The store of a results folder that must already hold one."""
+    if not (results / DB_NAME).is_file():
+        raise StoreError(f"{results}: no results store here ({DB_NAME}); run a study first")
+    return open_store(results)
+
+
+def _load(store: Store, name: str, results: Path) -> tuple[StudySpec, list[RunRecord]]:
+    row = store.get_study(name)
+    if row is None:
+        known = ", ".join(s.name for s in store.list_studies()) or "none"
+        raise StoreError(f"{results}: no study named {name!r} (studies here: {known})")
+    return StudySpec.model_validate_json(row.spec_json), store.runs(name)
+
+
+def list_studies(results: Path) -> list[StudySummary]:
+    """The studies of a results store, with run counts by status."""
+    if not (results / DB_NAME).is_file():
+        return []
+    with open_store(results) as store:
+        return store.list_studies()
+
+
+def summary_of(spec: StudySpec, runs: list[RunRecord], sort: str | None = None) -> Table:
+    """One row per configuration with the study's own columns (mean ± std over repetitions)."""
+    columns = None
+    if spec.table is not None:
+        columns = [Column(c.title, c.field, c.metric) for c in spec.table.columns]
+        sort = sort or spec.table.sort
+    trained = [r for r in runs if r.role == "train"]
+    return summary_table(trained, columns, sort, title=f"{spec.name}: summary")
+
+
+def study_report(
+    name: str, results: Path, *, sort: str | None = None, with_runs: bool = False
+) -> Report:
+    """Every table of a study: summary, selection, cross-validation, problem runs."""
+    with _existing_store(results) as store:
+        spec, runs = _load(store, name, results)
+    report = Report(name, spec.description, [summary_of(spec, runs, sort)])
+    trained = [r for r in runs if r.role == "train"]
+    if spec.select is not None:
+        chosen = select_best(
+            trained,
+            spec.select.metric,
+            spec.select.over,
+            spec.select.mode,
+            spec.select.best_repetition_by,
+        )
+        report.tables.append(selection_table(chosen))
+    cv = spec.cross_validation
+    if cv is not None:
+        rows = cv_summary(runs, cv.metric, list(cv.grid))
+        report.tables.append(cv_table(rows))
+    problems = [r for r in runs if r.status in PROBLEMS]
+    if with_runs:
+        report.tables.append(runs_table(runs))
+    elif problems:
+        report.tables.append(runs_table(problems, title="diverged or failed runs"))
+    return report
+
+
+def compare_studies(a: str, b: str, results: Path) -> Table:
+    """Two studies' summaries side by side, matched on the columns that are not metrics."""
+    with _existing_store(results) as store:
+        first = summary_of(*_load(store, a, results))
+        second = summary_of(*_load(store, b, results))
+    keys = [
+        title
+        for title, metric in zip(first.columns, first.metrics, strict=True)
+        if metric is None and title in second.columns and title not in {"n", "status"}
+    ]
+    return compare_tables(first, second, keys, names=(a, b))
+
+
+def export_study(name: str, results: Path, format: Literal["csv", "json", "markdown"]) -> str:
+    """A study's summary table as CSV, JSON (raw numbers) or a Markdown table."""
+    with _existing_store(results) as store:
+        spec, runs = _load(store, name, results)
+    return export(summary_of(spec, runs), format)

@@ -1,0 +1,150 @@
+"""The runner end to end on scikit-learn's digits: skip, resume, chains, failures, workers."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mnistlab.studies.runner import DB_NAME, open_store, plan_study, run_study
+from mnistlab.studies.spec import parse_study
+
+BASE = """
+name: tiny
+data: {dataset: digits, scaling: minmax, validation: {kind: tail, n: 300}}
+model: {hidden: [8]}
+training: {optimizer: {name: adam, learning_rate: 0.01}, epochs: 2, batch_size: 64}
+"""
+
+
+def study(extra: str, name: str = "tiny"):
+    text = BASE.replace("name: tiny", f"name: {name}") + textwrap.dedent(extra)
+    return parse_study(text, "tiny.yaml"), text
+
+
+def test_runs_everything_once_then_skips(tmp_path):
+    spec, text = study("grid: {model.activation: [relu, tanh]}\nrepetitions: 2\n")
+    first = run_study(spec, text, tmp_path)
+    assert first.ran == 4
+    assert first.counts == {"done": 4}
+    again = run_study(spec, text, tmp_path)
+    assert again.ran == 0
+    with open_store(tmp_path) as store:
+        runs = store.runs("tiny")
+        assert {r.seed for r in runs} == {0, 1}
+        assert all(0.3 < r.metrics["test_accuracy"] <= 1 for r in runs)  # chance is 0.1
+        assert all(r.metrics["epochs_run"] == 2 for r in runs)
+        artifact = store.artifacts(runs[0].run_id)["weights"]
+        assert (tmp_path / artifact.path).is_file()
+        assert len(store.history(runs[0].run_id)["loss"]) == 2
+        assert store.integrity_check() == "ok"
+
+
+def test_dry_run_plans_without_writing(tmp_path):
+    spec, _ = study("grid: {model.hidden: [[4], [8], [16]]}\n")
+    plan = plan_study(spec, tmp_path)
+    assert len(plan.runs) == len(plan.todo) == 3
+    assert plan.estimate_seconds is None
+    assert not (tmp_path / DB_NAME).exists()
+
+
+def test_a_failed_run_never_stops_the_study(tmp_path):
+    spec, text = study("""
+        variants:
+          - {name: fine, set: {}}
+          - {name: impossible, set: {data.train_subset: {kind: balanced, per_class: 5000}}}
+        """)
+    outcome = run_study(spec, text, tmp_path)
+    assert outcome.counts == {"done": 1, "failed": 1}
+    with open_store(tmp_path) as store:
+        failed = [r for r in store.runs("tiny") if r.status == "failed"]
+        assert "per_class" in failed[0].error
+
+
+def test_continue_chain_starts_from_the_previous_weights(tmp_path):
+    spec, text = study("""
+        grid: {training.optimizer.learning_rate: [0.01, 0.02]}
+        repetitions: {count: 2, mode: continue}
+        """)
+    run_study(spec, text, tmp_path)
+    with open_store(tmp_path) as store:
+        runs = sorted(store.runs("tiny"), key=lambda r: r.order)
+        assert [r.parent for r in runs[1:]] == [r.run_id for r in runs[:-1]]
+        assert runs[0].parent is None
+        # a chain member's initial weights are its parent's final weights: retraining the
+        # child from the parent's file reproduces its history exactly
+        first = load_file(str(tmp_path / store.artifacts(runs[0].run_id)["weights"].path))
+        assert all(torch.isfinite(t).all() for t in first.values())
+        assert store.history(runs[1].run_id)["loss"][0] < store.history(runs[0].run_id)["loss"][0]
+
+
+def test_parallel_workers_share_the_store(tmp_path):
+    spec, text = study("grid: {model.hidden: [[4], [8], [12], [16]]}\n")
+    outcome = run_study(spec, text, tmp_path, jobs=2)
+    assert outcome.counts == {"done": 4}
+    with open_store(tmp_path) as store:
+        assert store.integrity_check() == "ok"
+
+
+def test_changed_study_file_needs_fresh(tmp_path):
+    spec, text = study("")
+    run_study(spec, text, tmp_path)
+    changed, changed_text = study("repetitions: 2\n")
+    with pytest.raises(Exception, match="different file; use --fresh"):
+        run_study(changed, changed_text, tmp_path)
+    assert run_study(changed, changed_text, tmp_path, fresh=True).counts == {"done": 2}
+
+
+def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):
+    study_file = tmp_path / "slow.yaml"
+    study_file.write_text(
+        BASE.replace("name: tiny", "name: slow").replace("epochs: 2", "epochs: 40")
+        + "grid: {model.hidden: [[4], [6], [8], [10], [12], [14]]}\n"
+    )
+    results = tmp_path / "results"
+    command = [
+        sys.executable,
+        "-m",
+        "mnistlab.cli",
+        "run",
+        str(study_file),
+        "--results",
+        str(results),
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = _wait_for_done_runs(results / DB_NAME, at_least=2, proc=proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with open_store(results) as store:
+        assert store.integrity_check() == "ok"
+        finished_before = {r.run_id for r in store.runs("slow") if r.status == "done"}
+    assert len(finished_before) >= done
+    spec = parse_study(study_file.read_text(), str(study_file))
+    outcome = run_study(spec, study_file.read_text(), results)
+    assert outcome.ran == 6 - len(finished_before)
+    assert outcome.counts == {"done": 6}
+
+
+def _wait_for_done_runs(db: Path, at_least: int, proc: subprocess.Popen) -> int:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the study finished before it could be killed"
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as conn:
+                    count = conn.execute(
+                        "select count(*) from runs where status='done'"
+                    ).fetchone()[0]
+            except sqlite3.OperationalError:
+                count = 0
+            if count >= at_least:
+                return count
+        time.sleep(0.05)
+    raise AssertionError("no run finished in time")
