@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # records imports torch (1.7 s); the store needs them only to
 
 STATUSES: tuple[str, ...] = ("pending", "running", "done", "diverged", "failed")
 _FINISHED = ("done", "diverged", "failed")  # records.FINISHED, kept here so the store loads fast
+_WAL_RETRY_SECONDS = 0.05
 _BUSY_TIMEOUT_MS = 30_000
 
 
@@ -216,9 +218,28 @@ class Store:
         conn.row_factory = sqlite3.Row
         with self._errors():
             conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")  # ":memory:" keeps "memory": fine
+            self._enable_wal()
             conn.execute("PRAGMA synchronous = NORMAL")  # WAL: a killed process loses no commit
             conn.execute("PRAGMA foreign_keys = ON")
+
+    def _enable_wal(self) -> None:
+        """Switch to WAL; a new file raced by several processes may be locked for a moment.
+
+        The journal mode persists in the file, so this only writes the first time; SQLite
+        does not call the busy handler for the switch, hence the short retry loop.
+        """
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode in ("wal", "memory"):  # ":memory:" keeps "memory": fine
+                    return
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(_WAL_RETRY_SECONDS)
 
     def _migrate(self) -> None:
         """Bring the file to `SCHEMA_VERSION`, one transaction per migration."""
