@@ -92,3 +92,96 @@ def test_data_path_of_missing_dataset_names_the_places(tmp_path, monkeypatch):
     else:
         assert result.exit_code == 1
         assert "not found" in result.output
+
+
+# --- study verbs ---
+
+TINY_STUDY = """\
+name: tiny-cli
+data: {dataset: digits, scaling: minmax, validation: {kind: tail, n: 300}}
+model: {hidden: [8]}
+training: {optimizer: {name: adam, learning_rate: 0.02}, epochs: 2, batch_size: 64}
+grid: {model.activation: [relu, tanh]}
+repetitions: 2
+"""
+
+
+@pytest.fixture
+def tiny_study(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY_STUDY)
+    return path
+
+
+def test_run_show_export_and_list(tiny_study, tmp_path):
+    results = str(tmp_path / "results")
+    ran = invoke("run", str(tiny_study), "--results", results)
+    assert ran.exit_code == 0, ran.output
+    assert "tiny-cli: ran 4 runs; 4 done" in ran.output
+    again = invoke("run", str(tiny_study), "--results", results)
+    assert "tiny-cli: ran 0 runs; 4 done" in again.output
+    shown = invoke("show", "tiny-cli", "--results", results)
+    assert shown.exit_code == 0
+    assert "±" in shown.output and "relu" in shown.output and "tanh" in shown.output
+    csv = invoke("export", "tiny-cli", "--format", "csv", "--results", results)
+    lines = csv.output.strip().splitlines()
+    assert len(lines) == 3  # header + two configurations
+    assert lines[0].startswith("model.activation") or "activation" in lines[0]
+    listed = invoke("studies", "--results", results)
+    assert "tiny-cli" in listed.output
+    compared = invoke("compare", "tiny-cli", "tiny-cli", "--results", results)
+    assert compared.exit_code == 0, compared.output
+
+
+def test_dry_run_and_check_print_the_plan(tiny_study, tmp_path):
+    checked = invoke("check", str(tiny_study))
+    assert checked.exit_code == 0
+    assert "ok, 4 runs" in checked.output
+    planned = invoke("run", str(tiny_study), "--dry-run", "--results", str(tmp_path / "r"))
+    assert planned.exit_code == 0
+    assert "4 runs, 4 to do" in planned.output
+    assert not (tmp_path / "r" / "mnistlab.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (TINY_STUDY + "colour: blue\n", "colour: Extra inputs are not permitted"),
+        (TINY_STUDY.replace("epochs: 2", "epochs: two"), "training.epochs"),
+        (TINY_STUDY.replace("model.activation", "model.activaton"), "model.activaton"),
+        (TINY_STUDY.replace("[relu, tanh]", "[]"), "grid"),
+        (TINY_STUDY + "grid: [\n", "line"),
+    ],
+)
+def test_bad_study_files_are_one_line_exit_2(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    for args in (["check", str(path)], ["run", str(path), "--results", str(tmp_path / "r")]):
+        result = invoke(*args)
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1, result.output
+        assert "bad.yaml" in lines[0] and message in lines[0]
+    assert not (tmp_path / "r" / "mnistlab.db").exists()
+
+
+def test_show_unknown_study_or_missing_store_is_exit_2(tmp_path, tiny_study):
+    missing = invoke("show", "nope", "--results", str(tmp_path / "none"))
+    assert missing.exit_code == 2
+    assert "no results store" in missing.output
+    invoke("run", str(tiny_study), "--results", str(tmp_path / "r"))
+    unknown = invoke("show", "nope", "--results", str(tmp_path / "r"))
+    assert unknown.exit_code == 2
+    assert "no study named 'nope'" in unknown.output and "tiny-cli" in unknown.output
+
+
+def test_newer_store_schema_is_a_clear_message(tmp_path):
+    import sqlite3
+
+    results = tmp_path / "r"
+    results.mkdir()
+    with sqlite3.connect(results / "mnistlab.db") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    shown = invoke("studies", "--results", str(results))
+    assert shown.exit_code == 2
+    assert "schema version 99" in shown.output

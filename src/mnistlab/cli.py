@@ -41,7 +41,8 @@ def _expected_errors() -> Iterator[None]:
     try:
         yield
     except MnistlabError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        for line in str(exc).splitlines():  # one problem a line
+            err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
         raise typer.Exit(USAGE_ERROR) from None
 
 
@@ -205,7 +206,7 @@ def run(
                 listener=progress,
             )
         counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
-        out.print(f"{spec.name}: ran {outcome.ran} runs; {counts}", highlight=False)
+        out.print(f"{spec.name}: ran {outcome.ran} runs; {counts}", highlight=False, soft_wrap=True)
         _render_report(study_report(spec.name, results))
 
 
@@ -216,7 +217,7 @@ def check(study: Annotated[Path, typer.Argument(help="a study file")]) -> None:
 
     with _expected_errors():
         spec = load_study(study)
-        out.print(f"{study}: ok, {count_runs(spec)} runs", highlight=False)
+        out.print(f"{study}: ok, {count_runs(spec)} runs", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -287,7 +288,7 @@ def export(
         sys.stdout.write(text)
     else:
         output.write_text(text)
-        out.print(f"written {output}", highlight=False)
+        out.print(f"written {output}", highlight=False, soft_wrap=True)
 
 
 def _render_plan(plan: Plan) -> None:

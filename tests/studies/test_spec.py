@@ -23,10 +23,10 @@ SCHEMA = ROOT / "docs" / "study.schema.json"
 
 
 def _error(text: str) -> str:
-    """The message of the SpecError that parsing `text` raises."""
+    """The SpecError's problems (one a line in the message), joined by '; ' for comparison."""
     with pytest.raises(SpecError) as info:
         parse_study(text, "s.yaml")
-    return str(info.value)
+    return "; ".join(str(info.value).splitlines())
 
 
 # --- what a study file says ---

@@ -74,7 +74,11 @@ def fingerprint_data(spec: DataSpec, data_dir: Path | None = None) -> str:
     return data_fingerprint(_CACHE.dataset(spec, data_dir), spec)
 
 
-def execute(task: RunTask, on_epoch: EpochListener | None = None) -> Iterator[RunResult]:
+def execute(
+    task: RunTask,
+    on_epoch: EpochListener | None = None,
+    on_start: Callable[[RunSpec], None] | None = None,
+) -> Iterator[RunResult]:
     """Run the task's runs in order, yielding each result as soon as it is finished.
 
     A run that raises is reported as `failed` with its traceback; a chain stops at a failed
@@ -87,6 +91,8 @@ def execute(task: RunTask, on_epoch: EpochListener | None = None) -> Iterator[Ru
         if position > 0 and previous is None:
             yield RunResult(run.run_id, "failed", error="its parent run did not finish")
             continue
+        if on_start is not None:
+            on_start(run)
         started = time.perf_counter()
         try:
             data = _CACHE.get(run.config.data, task.data_dir, device)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 from typing import Protocol
 
 from mnistlab.studies.execute import EpochListener, RunTask, execute
-from mnistlab.studies.records import RunResult
+from mnistlab.studies.records import RunResult, RunSpec
 
 
 class Executor(Protocol):
@@ -24,14 +24,19 @@ class Executor(Protocol):
 
 
 class InProcessExecutor:
-    """Runs tasks one after another in this process, feeding per-epoch progress."""
+    """Runs tasks one after another in this process, reporting each run's start and epochs."""
 
-    def __init__(self, on_epoch: EpochListener | None = None) -> None:
+    def __init__(
+        self,
+        on_epoch: EpochListener | None = None,
+        on_start: Callable[[RunSpec], None] | None = None,
+    ) -> None:
         self.on_epoch = on_epoch
+        self.on_start = on_start
 
     def submit(self, tasks: Sequence[RunTask]) -> Iterator[RunResult]:
         for task in tasks:
-            yield from execute(task, self.on_epoch)
+            yield from execute(task, self.on_epoch, self.on_start)
 
 
 def _run_task(task: RunTask) -> list[RunResult]:

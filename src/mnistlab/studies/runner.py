@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -139,7 +139,8 @@ def run_study(
 
         runs = expand(spec, fingerprint)
         store.add_runs(runs)
-        executor = _executor(jobs, listener)
+        worker = f"{os.uname().nodename}:{os.getpid()}"
+        executor = _executor(jobs, listener, lambda run: store.mark_running(run.run_id, worker))
         outcome = Outcome(spec.name)
         todo = _unfinished(store, spec.name, runs)
         if listener is not None:
@@ -154,11 +155,14 @@ def run_study(
     return outcome
 
 
-def _executor(jobs: int, listener: StudyListener | None) -> Executor:
+def _executor(
+    jobs: int, listener: StudyListener | None, on_start: Callable[[RunSpec], None]
+) -> Executor:
+    """In this process (runs marked running as they start), or a pool of `jobs` workers."""
     if jobs > 1:
         return LocalPoolExecutor(jobs)
     on_epoch: EpochListener | None = listener.on_epoch if listener is not None else None
-    return InProcessExecutor(on_epoch)
+    return InProcessExecutor(on_epoch, on_start)
 
 
 def _unfinished(store: Store, study: str, runs: Sequence[RunSpec]) -> list[RunSpec]:
@@ -185,10 +189,11 @@ def _run(
     for result in blocked:
         _store_result(store, result, results, listener)
         finished += 1
-    worker = f"{os.uname().nodename}:{os.getpid()}"
-    for task in tasks:
-        for run in task.runs:
-            store.mark_running(run.run_id, worker)
+    if isinstance(executor, LocalPoolExecutor):  # its workers cannot tell when they start
+        worker = f"pool of {executor.jobs} in {os.getpid()}"
+        for task in tasks:
+            for run in task.runs:
+                store.mark_running(run.run_id, worker)
     try:
         for result in executor.submit(tasks):
             _store_result(store, result, results, listener)

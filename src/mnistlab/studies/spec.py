@@ -363,7 +363,7 @@ def format_loc(loc: Loc) -> str:
 def problems_error(
     problems: Sequence[Problem], source: str, lines: _Lines | None = None
 ) -> SpecError:
-    """One `SpecError` holding every problem as `source: line N: field.path: message`, "; "-joined.
+    """One `SpecError` holding every problem as `source: line N: field.path: message`, one a line.
 
     Parameters
     ----------
@@ -383,7 +383,7 @@ def problems_error(
         out.append(f"{source}: {where}{field}{message}")
     if len(problems) > _MAX_PROBLEMS:
         out.append(f"{source}: and {len(problems) - _MAX_PROBLEMS} more problems")
-    return SpecError("; ".join(out))
+    return SpecError("\n".join(out))
 
 
 class _OneError:
@@ -439,7 +439,7 @@ def _read_yaml(text: str, source: str) -> tuple[Any, _Lines]:
         lines = _Lines(node)
         duplicates = _duplicate_keys(node)
         if duplicates:
-            raise SpecError("; ".join(f"{source}: {d}" for d in duplicates))
+            raise SpecError("\n".join(f"{source}: {d}" for d in duplicates))
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -471,7 +471,7 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
     Raises
     ------
     SpecError
-        One line per problem (``source: line N: field.path: message``), "; "-joined.
+        One line per problem (``source: line N: field.path: message``).
     """
     data, lines = _read_yaml(text, source)
     if data is None:
