@@ -227,9 +227,11 @@ def studies(results: Results = Path("results")) -> None:
 
     with _expected_errors():
         listed = list_studies(results)
-    table = Table(
-        "study", "runs", "done", "diverged", "failed", "pending", "updated", "description"
-    )
+    table = Table()
+    table.add_column("study", no_wrap=True)
+    for status in ("runs", "done", "diverged", "failed", "pending"):
+        table.add_column(status, justify="right")
+    table.add_column("updated (UTC)", no_wrap=True)
     for entry in listed:
         counts = entry.counts
         table.add_row(
@@ -237,8 +239,7 @@ def studies(results: Results = Path("results")) -> None:
             str(sum(counts.values())),
             *(str(counts.get(k, 0)) for k in ("done", "diverged", "failed")),
             str(counts.get("pending", 0) + counts.get("running", 0)),
-            entry.updated,
-            entry.description[:60],
+            entry.updated[:16].replace("T", " "),
         )
     out.print(table)
 
