@@ -1,0 +1,602 @@
+"""Stacked training: M runs of one architecture trained as one `StackedMLP`, each as `fit` would.
+
+`fit_stack(nets, train, specs, seeds=...)` gives each member exactly what `fit(net, train,
+spec, seed=seed)` gives it alone, to float32 rounding: its own shuffle order and dropout
+masks (from `RunSeeds.from_seed(seed)`), its own optimiser hyperparameters and learning-rate
+schedule, its own History, divergence, early stopping and checkpoint. Members that shuffle
+alike (same seed, or no shuffling) share each batch and the first layer is one GEMM; others
+gather their own rows. A member that ends (diverged, stopped early, or out of epochs) is
+frozen: its weights and statistics stop changing while the others go on.
+
+What must agree between members is listed by `training_conflicts` (optimiser kind and its
+switches, gradient clipping, loss, batch size, shuffling; schedules constant or exponential).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mnistlab.errors import SpecError
+from mnistlab.models.mlp import MLPNet
+from mnistlab.models.stacked import StackedMLP, member_scalar, stack_conflicts, stack_models
+from mnistlab.runtime import configure_threads, make_generator
+from mnistlab.training.callbacks import Events, callbacks_from_spec
+from mnistlab.training.history import History
+from mnistlab.training.loop import (
+    DIVERGENCE_CHECK_STEPS,
+    EVAL_BATCH_SIZE,
+    RunSeeds,
+    RunState,
+    Split,
+    _check_monitors,
+    _epoch_logs,
+)
+from mnistlab.training.losses import KERAS_2_2_4_EPSILON
+from mnistlab.training.optimizers import (
+    OptimizerSpec,
+    adadelta_update,
+    adagrad_update,
+    adam_update,
+    nadam_momentum,
+    nadam_update,
+    rmsprop_update,
+    sgd_update,
+)
+from mnistlab.training.schedules import ConstantSpec, ExponentialSpec, Schedule, make_schedule
+from mnistlab.training.spec import TrainSpec
+
+# --- what may differ ---
+
+SHARED_TRAIN_FIELDS: tuple[str, ...] = ("loss", "clip_probabilities", "batch_size", "shuffle")
+"""`TrainSpec` fields every member must share (the others may differ per member)."""
+
+SHARED_OPTIMIZER_FIELDS: tuple[str, ...] = (
+    "name",
+    "nesterov",
+    "amsgrad",
+    "centered",
+    "legacy",
+    "clipnorm",
+    "clipvalue",
+    "global_clipnorm",
+)
+"""Optimiser fields every member must share; its other (float) fields may differ."""
+
+HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
+    "sgd": ("momentum",),
+    "adam": ("beta_1", "beta_2", "epsilon"),
+    "adamw": ("beta_1", "beta_2", "epsilon", "weight_decay"),
+    "nadam": ("beta_1", "beta_2", "epsilon"),
+    "rmsprop": ("rho", "momentum", "epsilon"),
+    "adagrad": ("initial_accumulator_value", "epsilon"),
+    "adadelta": ("rho", "epsilon"),
+}
+"""Per optimiser, the fields that become per-member (M, 1) hyperparameters."""
+
+STACKABLE_SCHEDULES = (ConstantSpec, ExponentialSpec)
+
+
+def training_conflicts(specs: Sequence[TrainSpec]) -> list[str]:
+    """Why `specs` cannot train as one stack: one line per problem.
+
+    Parameters
+    ----------
+    specs : the members' training specs, in stack order.
+
+    Returns
+    -------
+    list of str, empty when they can stack, e.g.
+    ``["training[1].batch_size: must equal training[0]'s 32 to stack, got 64"]``.
+    """
+    if not specs:
+        return ["training: a stack needs at least one run, got none"]
+    problems = []
+    first = specs[0]
+    for k, spec in enumerate(specs):
+        for field in SHARED_TRAIN_FIELDS:
+            want, got = getattr(first, field), getattr(spec, field)
+            if want != got:
+                problems.append(
+                    f"training[{k}].{field}: must equal training[0]'s {want!r} to stack, "
+                    f"got {got!r}"
+                )
+        for field in SHARED_OPTIMIZER_FIELDS:
+            want = getattr(first.optimizer, field, None)
+            got = getattr(spec.optimizer, field, None)
+            if want != got:
+                problems.append(
+                    f"training[{k}].optimizer.{field}: must equal training[0]'s {want!r} "
+                    f"to stack, got {got!r}"
+                )
+        if not isinstance(spec.schedule, STACKABLE_SCHEDULES):
+            problems.append(
+                f"training[{k}].schedule: a stack supports constant and exponential schedules, "
+                f"got {spec.schedule.kind!r}; train this run alone"
+            )
+    legacy_rmsprop = first.optimizer.name == "rmsprop" and getattr(first.optimizer, "legacy", False)
+    if legacy_rmsprop and len({getattr(s.optimizer, "momentum", 0) > 0 for s in specs}) > 1:
+        problems.append(
+            "training[*].optimizer.momentum: legacy RMSprop puts epsilon elsewhere with "
+            "momentum, so all members need momentum > 0 or all 0 to stack"
+        )
+    return problems
+
+
+# --- optimiser over the flat (M, P) buffer ---
+
+
+class StackedOptimizer:
+    """One Keras optimiser for the whole stack: the rules of `optimizers.py` on (M, P).
+
+    Hyperparameters that differ between members are (M, 1) tensors, shared ones floats.
+
+    Parameters
+    ----------
+    specs : M optimiser specs agreeing in `SHARED_OPTIMIZER_FIELDS`.
+    weights : the stack's flat Parameter of shape (M, P).
+    sizes : element counts of the packed tensors in a row (for per-tensor `clipnorm`).
+    """
+
+    def __init__(self, specs: Sequence[OptimizerSpec], weights: Tensor, sizes: list[int]) -> None:
+        first = specs[0]
+        self.name = first.name
+        self.weights, self.sizes = weights, sizes
+        self.iterations = 0  # Keras's optimizer.iterations, shared: members step together
+        self.clip = {k: getattr(first, k) for k in ("clipnorm", "clipvalue", "global_clipnorm")}
+        self.options = {
+            k: getattr(first, k) for k in ("nesterov", "amsgrad", "legacy") if hasattr(first, k)
+        }
+        self.hyper = {
+            f: member_scalar([getattr(s, f) for s in specs], weights.device)  # float or (M, 1)
+            for f in HYPERPARAMETERS[self.name]
+        }
+        zeros = torch.zeros_like  # every state tensor is (M, P), like the weights
+        self.state: dict[str, Tensor | None] = {}
+        if self.name == "sgd":
+            self.state["velocity"] = zeros(weights) if any(s.momentum for s in specs) else None
+        elif self.name in ("adam", "adamw", "nadam"):
+            self.state.update(m=zeros(weights), v=zeros(weights))
+            self.state["v_max"] = zeros(weights) if self.options.get("amsgrad") else None
+            self.u_product: float | Tensor = 1.0
+        elif self.name == "rmsprop":
+            self.state["ms"] = zeros(weights)
+            self.state["mg"] = zeros(weights) if first.centered else None
+            self.state["mom"] = zeros(weights) if any(s.momentum > 0 for s in specs) else None
+        elif self.name == "adagrad":
+            self.state["acc"] = zeros(weights).add_(self.hyper["initial_accumulator_value"])
+        else:  # adadelta
+            self.state.update(acc_grad=zeros(weights), acc_delta=zeros(weights))
+
+    @torch.no_grad()
+    def step(self, lr: float | Tensor) -> None:
+        """Apply one Keras update to every member from `weights.grad`.
+
+        Parameters
+        ----------
+        lr : the learning rate, a float or a (M, 1) Tensor of per-member rates.
+        """
+        w, s, h = self.weights, self.state, self.hyper
+        g = _clip_per_member(w.grad, self.sizes, **self.clip)  # (M, P)
+        self.iterations += 1
+        t = self.iterations
+        if self.name == "sgd":
+            sgd_update(w, g, s["velocity"], lr=lr, nesterov=self.options["nesterov"], **h)  # (M, P)
+        elif self.name in ("adam", "adamw"):
+            if self.name == "adamw":  # Keras: decoupled decay first, at the current rate
+                w.sub_(w * h["weight_decay"] * lr)  # (M, P)
+            betas = {k: h[k] for k in ("beta_1", "beta_2", "epsilon")}
+            adam_update(w, g, s["m"], s["v"], s["v_max"], step=t, lr=lr, **betas)  # (M, P)
+        elif self.name == "nadam":
+            legacy = self.options["legacy"]
+            self.u_product = self.u_product * nadam_momentum(t, h["beta_1"], legacy)  # (M, 1)
+            nadam_update(  # (M, P)
+                w, g, s["m"], s["v"], step=t, u_product=self.u_product, lr=lr, legacy=legacy, **h
+            )
+        elif self.name == "rmsprop":
+            rmsprop_update(  # (M, P)
+                w, g, s["ms"], s["mg"], s["mom"], lr=lr, legacy=self.options["legacy"], **h
+            )
+        elif self.name == "adagrad":
+            legacy = self.options["legacy"]
+            adagrad_update(w, g, s["acc"], lr=lr, epsilon=h["epsilon"], legacy=legacy)  # (M, P)
+        else:
+            adadelta_update(w, g, s["acc_grad"], s["acc_delta"], lr=lr, **h)  # (M, P)
+
+
+def _clip_per_member(
+    g: Tensor,
+    sizes: list[int],
+    *,
+    clipnorm: float | None,
+    clipvalue: float | None,
+    global_clipnorm: float | None,
+) -> Tensor:
+    """Keras's clipping (see `clip_gradients`) within each member; g (M, P), in place."""
+    if clipnorm:
+        for part in g.split(sizes, dim=1):  # (M, size): one member's tensor per row
+            norm = torch.linalg.vector_norm(part, dim=1, keepdim=True)  # (M, 1)
+            part.mul_(clipnorm).div_(torch.clamp(norm, min=clipnorm))  # (M, size)
+    elif global_clipnorm:
+        squares = torch.stack([p.square().sum(1) for p in g.split(sizes, dim=1)])  # (T, M)
+        norm = squares.sum(0).sqrt().unsqueeze(1)  # (M, 1)
+        scale = global_clipnorm * torch.clamp(1.0 / norm, max=1.0 / global_clipnorm)  # (M, 1)
+        g.mul_(scale + (norm - norm))  # (M, P); a non-finite norm gives NaN, as Keras
+    elif clipvalue:
+        g.clamp_(-clipvalue, clipvalue)  # (M, P)
+    return g
+
+
+# --- learning rates ---
+
+
+class StackedRates:
+    """Per-step learning rates of constant / exponential schedules, as `Schedule` gives them.
+
+    A float when every member has the same schedule and rate (then it is that `Schedule`);
+    otherwise a (M, 1) float32 Tensor computed on the device in float64 from Keras's
+    formula lr0 · decay_rate^p, so no step waits on the host.
+
+    Parameters
+    ----------
+    specs : the members' training specs (schedules constant or exponential).
+    device : where the rates are needed.
+    """
+
+    def __init__(self, specs: Sequence[TrainSpec], device: torch.device) -> None:
+        self.schedules: list[Schedule] = [
+            make_schedule(s.schedule, s.optimizer.learning_rate) for s in specs
+        ]
+        keys = {(s.schedule, s.optimizer.learning_rate) for s in specs}
+        self.shared = self.schedules[0] if len(keys) == 1 else None
+        exp = [s.schedule if isinstance(s.schedule, ExponentialSpec) else None for s in specs]
+
+        def col(values: list[float]) -> Tensor:
+            return torch.tensor(values, dtype=torch.float64, device=device).unsqueeze(1)  # (M, 1)
+
+        self.lr0 = col([s.optimizer.learning_rate for s in specs])  # (M, 1)
+        self.rate = col([e.decay_rate if e else 1.0 for e in exp])  # (M, 1); 1: constant
+        self.steps = col([e.decay_steps if e else 1.0 for e in exp])  # (M, 1)
+        self.staircase = col([1.0 if e and e.staircase else 0.0 for e in exp]).bool()  # (M, 1)
+        self.constant = all(e is None for e in exp)
+        self._lr0 = self.lr0.float()  # (M, 1)
+
+    def at(self, step: int) -> float | Tensor:
+        """The rate for the next update, `step` updates having been done (float or (M, 1))."""
+        if self.shared is not None:
+            return self.shared.learning_rate(step)
+        if self.constant:
+            return self._lr0  # (M, 1)
+        p = step / self.steps  # (M, 1)
+        p = torch.where(self.staircase, p.floor(), p)  # (M, 1)
+        return (self.lr0 * self.rate**p).float()  # (M, 1)
+
+
+# --- losses and evaluation ---
+
+
+def member_losses(
+    logits: Tensor, y: Tensor, spec: TrainSpec, softmax_output: bool, reduction: str = "mean"
+) -> Tensor:
+    """Each member's batch loss before penalties, as `batch_loss` computes it alone.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (M, B, C).
+    y : Tensor of shape (B,) or (M, B) int64 class ids, or (B, C) / (M, B, C) float
+        regression targets; (B, ...) is shared by every member.
+    spec : the training spec (loss name, Keras 2.2.4 clipping).
+    softmax_output : whether the output activation is softmax.
+    reduction : "mean" or "sum" over the batch.
+
+    Returns
+    -------
+    Tensor of shape (M,).
+    """
+    members, batch, classes = logits.shape
+    flat = logits.reshape(members * batch, classes)  # (M·B, C)
+    if spec.is_classification:
+        targets = y.expand(members, batch).reshape(-1)  # (M·B,)
+        if spec.clip_probabilities and softmax_output:
+            probs = flat.softmax(dim=1).clamp(KERAS_2_2_4_EPSILON, 1 - KERAS_2_2_4_EPSILON)
+            per_sample = F.nll_loss(probs.log(), targets, reduction="none")  # (M·B,)
+        else:
+            per_sample = F.cross_entropy(flat, targets, reduction="none")  # (M·B,)
+    else:
+        if y.dtype == torch.int64:  # MSE on class ids means MSE on their one-hot codes
+            y = F.one_hot(y, classes)
+        y = y.to(logits.dtype).reshape(-1, batch, classes)  # (1 or M, B, C)
+        targets = y.expand(members, batch, classes).reshape(flat.shape)  # (M·B, C)
+        error = flat - targets  # (M·B, C)
+        per_sample = (error.square() if spec.loss == "mse" else error.abs()).mean(dim=1)
+    per_member = per_sample.view(members, batch)  # (M, B)
+    return per_member.mean(dim=1) if reduction == "mean" else per_member.sum(dim=1)  # (M,)
+
+
+def member_correct(logits: Tensor, y: Tensor) -> Tensor:
+    """Per member, the samples whose arg-max is the class id: logits (M, B, C) -> (M,)."""
+    return (logits.argmax(dim=-1) == y).sum(dim=-1)  # (M,)
+
+
+@torch.no_grad()
+def evaluate_stack(stack: StackedMLP, split: Split, spec: TrainSpec) -> list[dict[str, float]]:
+    """`evaluate` for every member in one pass: loss (penalties included) and accuracy.
+
+    Parameters
+    ----------
+    stack : the models, evaluated in inference mode (the mode is restored).
+    split : `x` float32 (N, D), `y` (N,) int64 (or regression targets).
+    spec : the training spec (loss).
+
+    Returns
+    -------
+    list of M dicts with `loss` and, for classification, `accuracy`.
+    """
+    was_training = stack.training
+    stack.eval()
+    x, y = split.x, split.y
+    softmax = stack.spec.output == "softmax"
+    total = torch.zeros(stack.members, dtype=torch.float64, device=x.device)  # (M,)
+    correct = torch.zeros(stack.members, dtype=torch.int64, device=x.device)  # (M,)
+    for start in range(0, len(x), EVAL_BATCH_SIZE):
+        yb = y[start : start + EVAL_BATCH_SIZE]
+        logits = stack(x[start : start + EVAL_BATCH_SIZE])  # (M, B, C): shared rows
+        total += member_losses(logits, yb, spec, softmax, reduction="sum")  # (M,)
+        if spec.is_classification:
+            correct += member_correct(logits, yb)  # (M,)
+    stack.train(was_training)
+    n = len(x)
+    losses = (total / n + stack.penalty()).tolist()  # (M,)
+    results: list[dict[str, float]] = [{"loss": loss} for loss in losses]
+    if spec.is_classification:
+        for result, hits in zip(results, correct.tolist(), strict=True):
+            result["accuracy"] = hits / n
+    return results
+
+
+# --- the loop ---
+
+
+class _MemberView:
+    """Member m of a stack as callbacks see a model: `state_dict()` / `load_state_dict()`."""
+
+    def __init__(self, stack: StackedMLP, m: int) -> None:
+        self.stack, self.m = stack, m
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return self.stack.member_state_dict(self.m)
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.stack.load_member_state_dict(self.m, state)
+
+
+@dataclass
+class _Member:
+    """One run of the stack: what `fit` keeps for it, plus when it ended."""
+
+    run: RunState
+    events: Events
+    threshold: float  # divergence bound; inf when only NaN/inf counts
+    steps: int = 0
+    ended: bool = False
+
+
+def fit_stack(
+    nets: Sequence[MLPNet],
+    train: Split,
+    specs: Sequence[TrainSpec],
+    *,
+    val: Split | None = None,
+    seeds: Sequence[int],
+    threads: int | None = None,
+) -> list[History]:
+    """Train M nets as one stack, each as `fit(nets[m], train, specs[m], seed=seeds[m])`.
+
+    The nets are trained in place, as `fit` does: at the end each holds its member's
+    weights and its dropout generator.
+
+    Parameters
+    ----------
+    nets : M initialised `MLPNet`s of one architecture (`stack_conflicts`).
+    train, val : splits with `x` float32 of shape (N, D) and `y` int64 of shape (N,).
+    specs : M training specs agreeing as `training_conflicts` requires; epochs, optimiser
+        hyperparameters, schedules, early stopping, checkpoints and divergence bounds
+        may differ.
+    seeds : M run seeds: each fixes its member's shuffling and dropout masks.
+    threads : torch intra-op threads; default every core this process may use.
+
+    Returns
+    -------
+    list of M History, as `fit` records them; `time` is the stack's epoch time.
+
+    Raises
+    ------
+    SpecError
+        When the nets or specs cannot stack; the message names every conflict.
+    """
+    if not len(nets) == len(specs) == len(seeds):
+        raise ValueError(f"need one spec and seed per net: {len(nets)}, {len(specs)}, {len(seeds)}")
+    problems = stack_conflicts([net.spec for net in nets]) + training_conflicts(specs)
+    if problems:
+        raise SpecError("; ".join(problems))
+    for spec in specs:
+        _check_monitors(spec, has_val=val is not None)
+    configure_threads(threads)
+    device = train.x.device
+    stack = stack_models([net.to(device) for net in nets])
+    run_seeds = [RunSeeds.from_seed(seed) for seed in seeds]
+    stack.set_generators([make_generator(r.dropout, device) for r in run_seeds])
+    optimizer = StackedOptimizer([s.optimizer for s in specs], stack.weights, stack.slot_sizes)
+    rates = StackedRates(specs, device)
+    members = [
+        _Member(
+            run=RunState(
+                model=_MemberView(stack, m),  # type: ignore[arg-type]
+                optimizer=optimizer,  # type: ignore[arg-type]
+                spec=spec,
+                history=History(),
+                seed=seed,
+                shuffle_generator=make_generator(r.shuffle),
+            ),
+            events=Events(callbacks_from_spec(spec.early_stopping, spec.checkpoint)),
+            threshold=spec.divergence_threshold or math.inf,
+        )
+        for m, (spec, seed, r) in enumerate(zip(specs, seeds, run_seeds, strict=True))
+    ]
+    for member in members:
+        member.events.on_run_begin(member.run)
+    try:
+        for epoch in range(max(spec.epochs for spec in specs)):
+            if all(member.ended for member in members):
+                break
+            _run_epoch(stack, optimizer, rates, members, epoch, train, val)
+    finally:
+        for member in members:
+            if not member.ended:
+                member.events.on_run_end(member.run)
+    for m, net in enumerate(nets):
+        net.load_state_dict(stack.member_state_dict(m))
+        net.set_generator(stack.generators[m])
+    return [member.run.history for member in members]
+
+
+def _run_epoch(
+    stack: StackedMLP,
+    optimizer: StackedOptimizer,
+    rates: StackedRates,
+    members: list[_Member],
+    epoch: int,
+    train: Split,
+    val: Split | None,
+) -> None:
+    """One epoch for the members still running, then `fit`'s end-of-epoch bookkeeping."""
+    live = [m for m, member in enumerate(members) if not member.ended]
+    for m in live:
+        members[m].run.epoch = epoch
+        members[m].events.on_epoch_begin(members[m].run, epoch)
+    started = time.perf_counter()
+    results = _train_epoch(stack, optimizer, rates, members, train)
+    spec = members[live[0]].run.spec
+    val_logs = evaluate_stack(stack, val, spec) if val is not None else None
+    for m in live:
+        member, (logs, bad_batch) = members[m], results[m]
+        run = member.run
+        if val_logs is not None:
+            logs.update({f"val_{k}": v for k, v in val_logs[m].items()})
+        logs["learning_rate"] = rates.schedules[m].learning_rate(member.steps - 1)
+        logs["time"] = time.perf_counter() - started
+        run.history.append(epoch, logs)
+        if bad_batch is not None:
+            run.history.status = "diverged"
+            run.history.diverged_at = (epoch, bad_batch)
+            run.stop = True
+        rates.schedules[m].on_epoch_end(epoch, logs)
+        member.events.on_epoch_end(run, epoch, logs)
+        if run.stop or epoch + 1 == run.spec.epochs:
+            if run.history.status == "running":
+                run.history.status = "done"
+            member.ended = True  # frozen from now on
+            member.events.on_run_end(run)
+
+
+def _train_epoch(
+    stack: StackedMLP,
+    optimizer: StackedOptimizer,
+    rates: StackedRates,
+    members: list[_Member],
+    train: Split,
+) -> dict[int, tuple[dict[str, float], int | None]]:
+    """One pass over `train` for every live member: its epoch logs and first bad batch."""
+    spec = next(member.run.spec for member in members if not member.ended)
+    x, y, device = train.x, train.y, train.x.device
+    n, batch = len(x), spec.batch_size
+    steps = math.ceil(n / batch)
+    order = (
+        member_orders([None if mb.ended else mb.run.shuffle_generator for mb in members], n, device)
+        if spec.shuffle
+        else None
+    )  # None: in order; (N,) shared; (M, N) per member
+    frozen = {m for m, member in enumerate(members) if member.ended}
+    still = _index(frozen, device)  # (F,) members whose updates are undone
+    bad: dict[int, int] = {}  # member -> first bad batch
+    done = {m: steps for m in range(stack.members) if m not in frozen}
+    thresholds = torch.tensor([[mb.threshold] for mb in members], device=device)  # (M, 1)
+    losses = torch.zeros(stack.members, steps, device=device)  # (M, steps)
+    correct = torch.zeros(stack.members, steps, dtype=torch.int64, device=device)  # (M, steps)
+    softmax = stack.spec.output == "softmax"
+    stack.train()
+    checked = 0
+    for i in range(steps):
+        span = slice(i * batch, (i + 1) * batch)
+        rows = span if order is None else order[..., span]  # (B,) shared or (M, B) per member
+        xb, yb = x[rows], y[rows]  # (B, D) shared, or (M, B, D) gathered per member
+        saved = stack.save_members(still) if still is not None else None  # (F, ...)
+        logits = stack(xb)  # (M, B, C)
+        loss = member_losses(logits, yb, spec, softmax) + stack.penalty()  # (M,)
+        stack.zero_grad(set_to_none=True)
+        loss.sum().backward()  # members share no weights: the sum gives each its own gradient
+        optimizer.step(rates.at(optimizer.iterations))
+        if saved is not None:
+            stack.load_members(still, saved)  # ended members stay as they were
+        losses[:, i] = loss.detach()  # (M,)
+        if spec.is_classification:
+            correct[:, i] = member_correct(logits.detach(), yb)  # (M,)
+        if i + 1 - checked == DIVERGENCE_CHECK_STEPS or i + 1 == steps:
+            found = _first_bad(losses[:, checked : i + 1], thresholds)  # one sync
+            for m in found.keys() - frozen:  # diverged now: frozen from the next step, as fit stops
+                bad[m], done[m] = checked + found[m], i + 1
+                frozen.add(m)
+                still = _index(frozen, device)
+            checked = i + 1
+            if len(frozen) == stack.members:  # `fit` returns at the check that finds it
+                break
+    results = {}
+    for m, count in done.items():
+        members[m].steps += count
+        logs = _epoch_logs(losses[m], correct[m, :count].sum(), count, batch, n, spec)
+        results[m] = (logs, bad.get(m))
+    return results
+
+
+def member_orders(
+    generators: Sequence[torch.Generator | None], n: int, device: torch.device
+) -> Tensor:
+    """One epoch's shuffled row order per member, shared when every member drew the same.
+
+    Each member draws `randperm(n)` from its own (CPU) shuffle generator, as `fit` does;
+    a None generator (a member that has ended) draws nothing and takes the first drawn
+    order, so it never keeps the others off the shared path.
+
+    Parameters
+    ----------
+    generators : M shuffle generators (None for ended members; at least one given).
+    n : rows in the split.
+    device : where the orders are used.
+
+    Returns
+    -------
+    Tensor of shape (N,) when all drawn orders are equal (e.g. equal seeds), else (M, N).
+    """
+    perms = [None if g is None else torch.randperm(n, generator=g) for g in generators]
+    first = next(p for p in perms if p is not None)
+    if all(p is None or torch.equal(first, p) for p in perms):  # on the CPU: no device sync
+        return first.to(device)  # (N,)
+    return torch.stack([first if p is None else p for p in perms]).to(device)  # (M, N)
+
+
+def _first_bad(losses: Tensor, thresholds: Tensor) -> dict[int, int]:
+    """Per member, the index of its first NaN/inf (or above-bound) loss; losses (M, W)."""
+    bad = ~torch.isfinite(losses) | (losses.abs() > thresholds)  # (M, W)
+    first = torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1).tolist()  # (M,)
+    return {m: f for m, f in enumerate(first) if f >= 0}
+
+
+def _index(members: set[int], device: torch.device) -> Tensor | None:
+    """Sorted member indices as an int64 Tensor (F,), or None when there are none."""
+    return torch.tensor(sorted(members), device=device) if members else None
