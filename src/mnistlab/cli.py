@@ -181,6 +181,9 @@ def run(
     fresh: Annotated[bool, typer.Option(help="discard this study's stored runs first")] = False,
     jobs: Annotated[int, typer.Option(help="runs at once, in worker processes")] = 1,
     dry_run: Annotated[bool, typer.Option(help="print the plan, run nothing")] = False,
+    stack: Annotated[
+        bool, typer.Option(help="train same-architecture runs as one stacked model")
+    ] = True,
     data_dir: DataDirOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
 ) -> None:
@@ -203,6 +206,7 @@ def run(
                 jobs=jobs,
                 data_dir=data_dir,
                 device=device,
+                stack=stack,
                 listener=progress,
             )
         counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))

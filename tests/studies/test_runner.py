@@ -7,12 +7,14 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+from mnistlab.studies.expand import expand
 from mnistlab.studies.runner import DB_NAME, open_store, plan_study, run_study
 from mnistlab.studies.spec import parse_study
 
@@ -148,3 +150,42 @@ def _wait_for_done_runs(db: Path, at_least: int, proc: subprocess.Popen) -> int:
                 return count
         time.sleep(0.05)
     raise AssertionError("no run finished in time")
+
+
+def test_stacked_runs_equal_single_runs(tmp_path):
+    spec, text = study("grid: {training.optimizer.learning_rate: [0.01, 0.03]}\nrepetitions: 2\n")
+    text = text.replace("model: {hidden: [8]}", "model: {hidden: [8], dropout: 0.1}")
+    spec = parse_study(text, "tiny.yaml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a stack that fell back to single runs would warn
+        stacked = run_study(spec, text, tmp_path / "stacked")
+    alone = run_study(spec, text, tmp_path / "alone", stack=False)
+    assert stacked.counts == alone.counts == {"done": 4}
+    with open_store(tmp_path / "stacked") as a, open_store(tmp_path / "alone") as b:
+        for x, y in zip(a.runs("tiny"), b.runs("tiny"), strict=True):
+            assert x.run_id == y.run_id
+            for key in ("loss", "accuracy", "val_loss", "test_accuracy"):
+                assert x.metrics[key] == pytest.approx(y.metrics[key], rel=1e-5, abs=1e-6)
+            history_a, history_b = a.history(x.run_id)["loss"], b.history(y.run_id)["loss"]
+            assert history_a == pytest.approx(history_b, rel=1e-5)
+
+
+def test_the_runner_stacks_compatible_runs_only():
+    from mnistlab.studies.execute import RunTask
+    from mnistlab.studies.runner import _stacked
+
+    spec, _ = study(
+        "grid: {model.hidden: [[4], [8]], training.optimizer.learning_rate: [0.01, 0.02]}\n"
+        "repetitions: 2\n"
+    )
+    runs = expand(spec, lambda data: "fp")
+    tasks = _stacked([RunTask((run,), Path("r")) for run in runs])
+    assert sorted(len(t.runs) for t in tasks) == [4, 4]
+    assert all(t.stacked for t in tasks)
+    assert {len({r.config.model.hidden for r in t.runs}) for t in tasks} == {1}
+
+
+def test_runs_that_cannot_stack_run_alone(tmp_path):
+    spec, text = study("grid: {model.hidden: [[4], [8]], training.optimizer: [sgd, adam]}\n")
+    outcome = run_study(spec, text, tmp_path)
+    assert outcome.counts == {"done": 4}

@@ -6,8 +6,9 @@ import hashlib
 import math
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.history import History
 from mnistlab.training.loop import RunSeeds, evaluate, fit
+from mnistlab.training.stacked import fit_stack
 
 EpochListener = Callable[[RunSpec, int, int, dict[str, float]], None]
 """Called after each epoch with (run, epoch, epochs, logs): the progress display's feed."""
@@ -27,10 +29,12 @@ EpochListener = Callable[[RunSpec, int, int, dict[str, float]], None]
 
 @dataclass(frozen=True)
 class RunTask:
-    """What an executor runs: one run, or a continue-mode chain run in order in one process.
+    """What an executor runs: one run, a continue-mode chain run in order, or a stack.
 
-    `parent_weights` is the weights file of the first run's parent, when the chain resumes
-    in the middle; `results` is the results folder (weights go under `<results>/<study>/`).
+    A stack (`stacked`) is independent runs that share an architecture, trained as one model
+    (`fit_stack`); should the stack fail, its runs are retried one by one. `parent_weights`
+    is the weights file of the first run's parent, when a chain resumes in the middle;
+    `results` is the results folder (weights go under `<results>/<study>/`).
     """
 
     runs: tuple[RunSpec, ...]
@@ -39,6 +43,7 @@ class RunTask:
     parent_weights: Path | None = None
     threads: int | None = None
     device: str = "auto"
+    stacked: bool = False  # independent runs of one architecture, trained as one stack
 
 
 def weights_path(results: Path, study: str, run_id: str) -> Path:
@@ -85,6 +90,9 @@ def execute(
     or diverged run (the next ones would continue from broken weights) and reports the rest
     as failed with that reason.
     """
+    if task.stacked:
+        yield from _execute_stack(task, on_start)
+        return
     device = select_device(task.device)
     previous: MLPNet | None = None
     for position, run in enumerate(task.runs):
@@ -110,6 +118,40 @@ def execute(
         result.seconds = time.perf_counter() - started
         previous = net if result.status == "done" else None
         yield result
+
+
+def _execute_stack(
+    task: RunTask, on_start: Callable[[RunSpec], None] | None
+) -> Iterator[RunResult]:
+    """Train the task's runs as one stack; on any error, run them one by one instead."""
+    runs = task.runs
+    for run in runs:
+        if on_start is not None:
+            on_start(run)
+    started = time.perf_counter()
+    try:
+        data = _CACHE.get(runs[0].config.data, task.data_dir, select_device(task.device))
+        nets = [_build(run, data) for run in runs]
+        histories = fit_stack(
+            nets,
+            data.train,
+            [r.config.training for r in runs],
+            val=data.val,
+            seeds=[r.seed for r in runs],
+            threads=task.threads,
+        )
+    except Exception as exc:  # the single-run path reports each run's own failure precisely
+        warnings.warn(
+            f"a stack of {len(runs)} runs failed ({exc!r}); running them one by one",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        for run in runs:
+            yield from execute(replace(task, runs=(run,), stacked=False))
+        return
+    seconds = (time.perf_counter() - started) / len(runs)  # the stack's time, shared evenly
+    for run, net, history in zip(runs, nets, histories, strict=True):
+        yield _result(run, net, data, history, task, seconds)
 
 
 def _parent_state(
@@ -144,32 +186,42 @@ def _train(
     parent_state: dict[str, torch.Tensor] | None,
     on_epoch: EpochListener | None,
 ) -> tuple[MLPNet, RunResult]:
-    config = run.config
-    init = make_generator(RunSeeds.from_seed(run.seed).init)
-    net = build_mlp(config.model, math.prod(data.input_shape), data.n_classes, init)
+    net = _build(run, data)
     if parent_state is not None:
         net.load_state_dict(parent_state)
     callbacks = [_EpochFeed(run, on_epoch)] if on_epoch else []
     history = fit(
         net,
         data.train,
-        config.training,
+        run.config.training,
         val=data.val,
         seed=run.seed,
         callbacks=callbacks,
         threads=task.threads,
     )
-    metrics = _final_metrics(net, data, run, history)
+    return net, _result(run, net, data, history, task)
+
+
+def _build(run: RunSpec, data: Data) -> MLPNet:
+    """The run's model, initialised from its seed's initialisation stream."""
+    init = make_generator(RunSeeds.from_seed(run.seed).init)
+    return build_mlp(run.config.model, math.prod(data.input_shape), data.n_classes, init)
+
+
+def _result(
+    run: RunSpec, net: MLPNet, data: Data, history: History, task: RunTask, seconds: float = 0.0
+) -> RunResult:
+    """Final metrics and saved weights of a trained run."""
     path = weights_path(task.results, run.study, run.run_id)
     save_weights(net.state_dict(), path)
-    result = RunResult(
+    return RunResult(
         run.run_id,
         "diverged" if history.diverged else "done",
-        metrics=metrics,
+        metrics=_final_metrics(net, data, run, history),
         history=history.history,
         artifacts={"weights": str(path)},
+        seconds=seconds,
     )
-    return net, result
 
 
 def _final_metrics(net: MLPNet, data: Data, run: RunSpec, history: History) -> dict[str, float]:

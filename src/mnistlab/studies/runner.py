@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from mnistlab.data import DataSpec
 from mnistlab.errors import MnistlabError
+from mnistlab.models.stacked import stack_conflicts
 from mnistlab.studies.execute import (
     EpochListener,
     RunTask,
@@ -23,8 +24,10 @@ from mnistlab.studies.expand import expand, refit_runs
 from mnistlab.studies.records import FINISHED, RunRecord, RunResult, RunSpec
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.store import Store
+from mnistlab.training.stacked import training_conflicts
 
 DB_NAME = "mnistlab.db"
+MAX_STACK = 32  # members per stack; larger stacks gain little once per-member work dominates
 
 
 class StudyListener(Protocol):
@@ -116,12 +119,14 @@ def run_study(
     jobs: int = 1,
     data_dir: Path | None = None,
     device: str = "auto",
+    stack: bool = True,
     listener: StudyListener | None = None,
 ) -> Outcome:
     """Run every unfinished run of a study and store each result in one transaction.
 
     A killed study resumes: runs left `running` go back to `pending`, finished ones are
-    skipped. A diverged or failed run never stops the study.
+    skipped. A diverged or failed run never stops the study. With `stack`, independent runs
+    of one architecture train as one stacked model (each equal to its run alone).
     """
     with open_store(results) as store:
         store.save_study(
@@ -145,12 +150,14 @@ def run_study(
         todo = _unfinished(store, spec.name, runs)
         if listener is not None:
             listener.on_study_begin(spec.name, len(runs), len(runs) - len(todo))
-        outcome.ran += _run(store, executor, todo, runs, results, data_dir, device, listener)
+        outcome.ran += _run(store, executor, todo, runs, results, data_dir, device, stack, listener)
         if spec.cross_validation is not None and spec.cross_validation.refit:
             refits = refit_runs(spec, store.runs(spec.name), fingerprint)
             store.add_runs(refits)
             todo = _unfinished(store, spec.name, refits)
-            outcome.ran += _run(store, executor, todo, refits, results, data_dir, device, listener)
+            outcome.ran += _run(
+                store, executor, todo, refits, results, data_dir, device, stack, listener
+            )
         outcome.counts = {k: n for k, n in store.counts(spec.name).items() if n}
     return outcome
 
@@ -178,6 +185,7 @@ def _run(
     results: Path,
     data_dir: Path | None,
     device: str,
+    stack: bool,
     listener: StudyListener | None,
 ) -> int:
     """Run `todo` as tasks (continue-mode chains stay together); return how many finished."""
@@ -185,6 +193,8 @@ def _run(
         return 0
     records = {r.run_id: r for r in store.runs(every[0].study)}
     tasks, blocked = _tasks(todo, records, results, data_dir, device)
+    if stack:
+        tasks = _stacked(tasks)
     finished = 0
     for result in blocked:
         _store_result(store, result, results, listener)
@@ -237,6 +247,35 @@ def _tasks(
         parent_weights = weights_path(results, run.study, run.parent) if run.parent else None
         tasks.append(RunTask(tuple(chain), results, data_dir, parent_weights, device=device))
     return tasks, blocked
+
+
+def _stacked(tasks: list[RunTask]) -> list[RunTask]:
+    """Merge independent single runs that can train as one stack; chains stay as they are."""
+    groups: list[list[RunTask]] = []
+    kept: list[RunTask] = []
+    for task in tasks:
+        if len(task.runs) > 1 or task.runs[0].parent is not None:
+            kept.append(task)
+            continue
+        for group in groups:
+            if len(group) < MAX_STACK and _stackable(group[0].runs[0], task.runs[0]):
+                group.append(task)
+                break
+        else:
+            groups.append([task])
+    for group in groups:
+        runs = tuple(task.runs[0] for task in group)
+        kept.append(replace(group[0], runs=runs, stacked=len(runs) > 1))
+    return kept
+
+
+def _stackable(a: RunSpec, b: RunSpec) -> bool:
+    """Same data, same architecture, and training settings a stack can hold per member."""
+    return (
+        a.config.data == b.config.data
+        and not stack_conflicts([a.config.model, b.config.model])
+        and not training_conflicts([a.config.training, b.config.training])
+    )
 
 
 def _store_result(
