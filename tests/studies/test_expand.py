@@ -323,3 +323,12 @@ def test_refit_runs_refit_the_best_mean_fold_score_per_configuration():
 def test_same_configuration_in_two_studies_has_two_ids():
     other = TINY.replace("name: tiny", "name: other")
     assert not set(_ids(TINY)) & set(_ids(other))
+
+
+def test_a_variant_may_draw_its_own_seeds():
+    text = (
+        "name: s\nrepetitions: 2\n"
+        "variants: [{name: a, set: {}}, {name: b, set: {}, seed: 100}]\n"
+    )
+    runs = _runs(text, fingerprint="fp")
+    assert [(r.variant, r.seed) for r in runs] == [("a", 0), ("a", 1), ("b", 100), ("b", 101)]

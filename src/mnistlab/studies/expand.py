@@ -67,6 +67,7 @@ class _Variant:
     grid: dict[str, list[Any]]
     grid_loc: Loc
     searched: bool  # cross-validation searches its configurations
+    seed: int | None = None  # the variant's own base seed; None: the study's
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,7 @@ def _variants(spec: StudySpec) -> list[_Variant]:
         grid = v.grid if v.grid is not None else spec.grid
         grid_loc: Loc = ("variants", i, "grid") if own else ("grid",)
         searched = cv is not None and (chosen is None or v.name in chosen)
-        out.append(_Variant(v.name, ("variants", i), sets, grid, grid_loc, searched))
+        out.append(_Variant(v.name, ("variants", i), sets, grid, grid_loc, searched, v.seed))
     return out
 
 
@@ -398,7 +399,7 @@ def _train_drafts(spec: StudySpec, configurations: Sequence[_Configuration]) -> 
             drafts.append(
                 _Draft(
                     config=c.config,
-                    seed=spec.seed + rep,
+                    seed=(spec.seed if c.variant.seed is None else c.variant.seed) + rep,
                     repetition=rep,
                     labels=_labels(c.variant.sets + c.point),
                     variant=c.variant.name,

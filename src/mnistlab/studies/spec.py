@@ -96,6 +96,10 @@ class VariantSpec(Spec):
         default=None,
         description="replaces the study grid for this variant; {} = no grid; null = the study's",
     )
+    seed: NonNegativeInt | None = Field(
+        default=None,
+        description="this variant's base seed (repetition i uses seed + i); null: the study's",
+    )
 
 
 class RepetitionsSpec(Spec):
