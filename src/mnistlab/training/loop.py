@@ -16,6 +16,7 @@ from mnistlab.errors import SpecError
 from mnistlab.runtime import configure_threads, make_generator
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
 from mnistlab.training.history import History
+from mnistlab.training.lean import Engine, train_epoch_lean, use_lean
 from mnistlab.training.losses import batch_loss, correct_count
 from mnistlab.training.optimizers import make_optimizer
 from mnistlab.training.schedules import Schedule, make_schedule
@@ -79,6 +80,7 @@ def fit(
     seed: int = 0,
     callbacks: Sequence[Callback] = (),
     threads: int | None = None,
+    engine: Engine = "auto",
 ) -> History:
     """Train `model` in place on `train` as Keras's `fit` would, and return its History.
 
@@ -91,6 +93,8 @@ def fit(
     seed : fixes shuffling and dropout masks (the initialisation was fixed when building).
     callbacks : extra listeners, called after the spec's own (early stopping, checkpoint).
     threads : torch intra-op threads; default every core this process may use.
+    engine : "auto" trains with the hand-written step of `training.lean` when
+        `lean_supported` says so, else with autograd; "autograd" or "lean" forces one.
 
     Returns
     -------
@@ -102,6 +106,7 @@ def fit(
     seeds = RunSeeds.from_seed(seed)
     model.set_generator(make_generator(seeds.dropout, device))
     _check_monitors(spec, has_val=val is not None)
+    train_epoch = train_epoch_lean if use_lean(engine, model, spec, train) else _train_epoch
     run = RunState(
         model=model,
         optimizer=make_optimizer(spec.optimizer, model.parameters()),
@@ -118,7 +123,7 @@ def fit(
             run.epoch = epoch
             events.on_epoch_begin(run, epoch)
             started = time.perf_counter()
-            logs, bad_batch = _train_epoch(run, schedule, train, events)
+            logs, bad_batch = train_epoch(run, schedule, train, events)
             if val is not None:
                 logs.update({f"val_{k}": v for k, v in evaluate(model, val, spec).items()})
             logs["learning_rate"] = run.optimizer.param_groups[0]["lr"]
