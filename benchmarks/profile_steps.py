@@ -267,7 +267,7 @@ def hand_check(data: Any, w: Workload, steps: int = 50) -> float:
     subset = Split(data.train.x[:rows], data.train.y[:rows])
     _, spec = mnistlab_specs(w, 1)
     reference = fresh_net(w)
-    fit(reference, subset, spec, seed=0)
+    fit(reference, subset, spec, seed=0, threads=torch.get_num_threads())  # keep the count
     hand = HandStep(fresh_net(w), w)
     order = epoch_order(rows)
     for i in range(steps):
