@@ -1067,9 +1067,9 @@ def evaluate_targets(
             out.append(
                 (
                     "(b) <= 0.12x Keras default",
-                    f"{ratio:.3f}x ({b.median:.2f} vs {kb.median:.2f} s; Keras epochs "
+                    f"{ratio:.4f}x ({b.median:.2f} vs {kb.median:.2f} s; Keras epochs "
                     f"{min(kb.measured):.2f}-{max(kb.measured):.2f} s, vs its fastest "
-                    f"{b.median / min(kb.measured):.3f}x){what_if(kb, 'b')}",
+                    f"{b.median / min(kb.measured):.4f}x){what_if(kb, 'b')}",
                     status(ratio <= 0.12, b, kb),
                 )
             )
