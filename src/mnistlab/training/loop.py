@@ -157,7 +157,7 @@ def _train_epoch(
     )
     losses = torch.empty(steps, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
-    softmax = getattr(getattr(model, "spec", None), "output", "softmax") == "softmax"
+    softmax = _softmax_output(model)
     model.train()
     checked = 0
     for i in range(steps):
@@ -224,7 +224,7 @@ def evaluate(model: torch.nn.Module, split: Split, spec: TrainSpec) -> dict[str,
     was_training = model.training
     model.eval()
     x, y = split.x, split.y
-    softmax = getattr(getattr(model, "spec", None), "output", "softmax") == "softmax"
+    softmax = _softmax_output(model)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     for start in range(0, len(x), EVAL_BATCH_SIZE):
@@ -239,6 +239,11 @@ def evaluate(model: torch.nn.Module, split: Split, spec: TrainSpec) -> dict[str,
     if spec.is_classification:
         result["accuracy"] = float(correct) / n
     return result
+
+
+def _softmax_output(model: torch.nn.Module) -> bool:
+    """Whether the model ends in a softmax (an `MLPNet` says so; other modules are assumed to)."""
+    return getattr(getattr(model, "spec", None), "output", "softmax") == "softmax"
 
 
 def _check_monitors(spec: TrainSpec, has_val: bool) -> None:
