@@ -327,8 +327,7 @@ def test_same_configuration_in_two_studies_has_two_ids():
 
 def test_a_variant_may_draw_its_own_seeds():
     text = (
-        "name: s\nrepetitions: 2\n"
-        "variants: [{name: a, set: {}}, {name: b, set: {}, seed: 100}]\n"
+        "name: s\nrepetitions: 2\nvariants: [{name: a, set: {}}, {name: b, set: {}, seed: 100}]\n"
     )
     runs = _runs(text, fingerprint="fp")
     assert [(r.variant, r.seed) for r in runs] == [("a", 0), ("a", 1), ("b", 100), ("b", 101)]

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from mnistlab.errors import SpecError
-from mnistlab.runtime import configure_threads, make_generator
+from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
 from mnistlab.training.history import History
 from mnistlab.training.lean import Engine, train_epoch_lean, use_lean
@@ -92,7 +92,8 @@ def fit(
     spec : optimiser, schedule, loss, epochs, batch size and callbacks.
     seed : fixes shuffling and dropout masks (the initialisation was fixed when building).
     callbacks : extra listeners, called after the spec's own (early stopping, checkpoint).
-    threads : torch intra-op threads; default every core this process may use.
+    threads : torch intra-op threads; default every core this process may use, or one
+        for a small dense model (`runtime.default_threads`).
     engine : "auto" trains with the hand-written step of `training.lean` when
         `lean_supported` says so, else with autograd; "autograd" or "lean" forces one.
 
@@ -100,7 +101,7 @@ def fit(
     -------
     History with Keras's keys per epoch; `status` is "done" or "diverged", never raised.
     """
-    configure_threads(threads)
+    configure_threads(threads or default_threads(model, spec.batch_size))
     device = train.x.device
     model.to(device)
     seeds = RunSeeds.from_seed(seed)
