@@ -8,6 +8,7 @@ from mnistlab.models.spec import (
     ActivationSpec,
     InitializerSpec,
     MLPSpec,
+    ModelSpec,
     RegularizerSpec,
 )
 from mnistlab.spec import parse_spec
@@ -220,3 +221,22 @@ def test_output_dropout_needs_a_linear_output():
         "(it acts on the logits), not 'softmax', got 0.21"
     )
     assert parse_spec(MLPSpec, {"output": "linear", "output_dropout": 0.21}).output_dropout == 0.21
+
+
+# --- model kinds ---
+
+MODELS = TypeAdapter(ModelSpec)
+
+
+def test_a_model_without_kind_is_an_mlp():
+    spec = MODELS.validate_python({"hidden": [7]})
+    assert isinstance(spec, MLPSpec)
+    assert spec.hidden == (7,)
+    assert MODELS.validate_python({"kind": "mlp", "hidden": [7]}) == spec
+
+
+def test_an_unknown_kind_is_named():
+    with pytest.raises(ValidationError) as info:
+        MODELS.validate_python({"kind": "transformer"})
+    assert "transformer" in str(info.value)
+    assert "'mlp'" in str(info.value)

@@ -1,5 +1,6 @@
 """Models: specs, Keras-faithful layers and initialisers, the MLP and its Keras-style summary."""
 
+from mnistlab.models.build import build_model
 from mnistlab.models.initializers import initialize
 from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout, activation_function
 from mnistlab.models.mlp import MLPNet, build_mlp
@@ -8,6 +9,7 @@ from mnistlab.models.spec import (
     HiddenLayer,
     InitializerSpec,
     MLPSpec,
+    ModelSpec,
     RegularizerSpec,
 )
 from mnistlab.models.summary import summary
@@ -22,9 +24,11 @@ __all__ = [
     "InitializerSpec",
     "MLPNet",
     "MLPSpec",
+    "ModelSpec",
     "RegularizerSpec",
     "activation_function",
     "build_mlp",
+    "build_model",
     "initialize",
     "summary",
 ]

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from mnistlab.errors import SpecError
 from mnistlab.models.layers import BatchNorm, Dense, activation_function
 from mnistlab.models.mlp import MLPNet
-from mnistlab.models.spec import MLPSpec
+from mnistlab.models.spec import MLPSpec, ModelSpec
 
 # --- which spec fields may differ ---
 
@@ -63,7 +63,7 @@ def _architecture(spec: MLPSpec, field: str) -> Any:
     return getattr(spec, field)
 
 
-def stack_conflicts(specs: Sequence[MLPSpec]) -> list[str]:
+def stack_conflicts(specs: Sequence[ModelSpec]) -> list[str]:
     """Why `specs` cannot train as one stack: one line per differing architecture field.
 
     Parameters
@@ -77,6 +77,13 @@ def stack_conflicts(specs: Sequence[MLPSpec]) -> list[str]:
     """
     if not specs:
         return ["models: a stack needs at least one model, got none"]
+    other_kinds = [
+        f"models[{k}]: kind {spec.kind!r} cannot stack (MLPs only)"
+        for k, spec in enumerate(specs)
+        if spec.kind != "mlp"
+    ]
+    if other_kinds:
+        return other_kinds
     first = specs[0]
     problems = []
     for k, spec in enumerate(specs[1:], start=1):
@@ -89,7 +96,7 @@ def stack_conflicts(specs: Sequence[MLPSpec]) -> list[str]:
     return problems
 
 
-def can_stack(specs: Sequence[MLPSpec]) -> bool:
+def can_stack(specs: Sequence[ModelSpec]) -> bool:
     """Whether `specs` differ only in `PER_MEMBER_FIELDS` (see `stack_conflicts` for why not)."""
     return not stack_conflicts(specs)
 

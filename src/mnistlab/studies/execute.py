@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 import traceback
 import warnings
@@ -13,9 +12,10 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
+from torch import nn
 
 from mnistlab.data import Data, Dataset, DataSpec, data_fingerprint, make_splits, read_dataset
-from mnistlab.models import MLPNet, build_mlp
+from mnistlab.models import build_model
 from mnistlab.runtime import make_generator, select_device
 from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.training.callbacks import Callback, save_weights
@@ -94,7 +94,7 @@ def execute(
         yield from _execute_stack(task, on_start)
         return
     device = select_device(task.device)
-    previous: MLPNet | None = None
+    previous: nn.Module | None = None
     for position, run in enumerate(task.runs):
         if position > 0 and previous is None:
             yield RunResult(run.run_id, "failed", error="its parent run did not finish")
@@ -155,7 +155,7 @@ def _execute_stack(
 
 
 def _parent_state(
-    task: RunTask, position: int, previous: MLPNet | None
+    task: RunTask, position: int, previous: nn.Module | None
 ) -> dict[str, torch.Tensor] | None:
     if position > 0 and previous is not None:
         return previous.state_dict()
@@ -185,7 +185,7 @@ def _train(
     task: RunTask,
     parent_state: dict[str, torch.Tensor] | None,
     on_epoch: EpochListener | None,
-) -> tuple[MLPNet, RunResult]:
+) -> tuple[nn.Module, RunResult]:
     net = _build(run, data)
     if parent_state is not None:
         net.load_state_dict(parent_state)
@@ -202,14 +202,14 @@ def _train(
     return net, _result(run, net, data, history, task)
 
 
-def _build(run: RunSpec, data: Data) -> MLPNet:
+def _build(run: RunSpec, data: Data) -> nn.Module:
     """The run's model, initialised from its seed's initialisation stream."""
     init = make_generator(RunSeeds.from_seed(run.seed).init)
-    return build_mlp(run.config.model, math.prod(data.input_shape), data.n_classes, init)
+    return build_model(run.config.model, data.input_shape, data.n_classes, init)
 
 
 def _result(
-    run: RunSpec, net: MLPNet, data: Data, history: History, task: RunTask, seconds: float = 0.0
+    run: RunSpec, net: nn.Module, data: Data, history: History, task: RunTask, seconds: float = 0.0
 ) -> RunResult:
     """Final metrics and saved weights of a trained run."""
     path = weights_path(task.results, run.study, run.run_id)
@@ -224,7 +224,7 @@ def _result(
     )
 
 
-def _final_metrics(net: MLPNet, data: Data, run: RunSpec, history: History) -> dict[str, float]:
+def _final_metrics(net: nn.Module, data: Data, run: RunSpec, history: History) -> dict[str, float]:
     """Train numbers from the last epoch's History (as Keras reports them); others evaluated."""
     metrics = {k: v for k, v in history.last.items() if k in {"loss", "accuracy"}}
     for prefix, split in (("val", data.val), ("test", data.test)):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mnistlab.data import DataSpec
-from mnistlab.models import MLPSpec
+from mnistlab.models import MLPSpec, ModelSpec
 from mnistlab.spec import Spec
 from mnistlab.training.spec import TrainSpec
 
@@ -19,7 +19,7 @@ class RunConfig(Spec):
     """One fully resolved configuration: data, model and training, nothing left to default."""
 
     data: DataSpec = DataSpec()
-    model: MLPSpec = MLPSpec()
+    model: ModelSpec = MLPSpec()
     training: TrainSpec = TrainSpec()
 
 

@@ -34,7 +34,7 @@ from pydantic import (
 
 from mnistlab.data import DataSpec
 from mnistlab.errors import SpecError, spec_error
-from mnistlab.models import MLPSpec
+from mnistlab.models import MLPSpec, ModelSpec
 from mnistlab.spec import Spec
 from mnistlab.studies.records import RunConfig
 from mnistlab.training.spec import TrainSpec
@@ -238,7 +238,9 @@ class StudySpec(Spec):
     description: str = ""
     seed: NonNegativeInt = Field(default=0, description="base seed: repetition i uses seed + i")
     data: DataSpec = DataSpec()
-    model: MLPSpec = MLPSpec()
+    model: ModelSpec = Field(
+        default=MLPSpec(), description="the model; `kind` picks its type (mlp when absent)"
+    )
     training: TrainSpec = TrainSpec()
     grid: Grid = Field(
         default_factory=dict,
