@@ -185,3 +185,17 @@ def test_newer_store_schema_is_a_clear_message(tmp_path):
     shown = invoke("studies", "--results", str(results))
     assert shown.exit_code == 2
     assert "schema version 99" in shown.output
+
+
+def test_backprop_example_prints_the_updated_parameters():
+    result = invoke("backprop-example", "--eta", "0.1", "--sse", "sum")
+    assert result.exit_code == 0, result.output
+    assert "Σ(ŷ−y)² summed over" in result.output
+    assert "[1, 1, -0.6, 1.6]" in result.output  # W2 after the step, sum convention
+    assert "largest difference 0.0e+00" in result.output
+
+
+def test_backprop_example_rejects_a_negative_eta():
+    result = invoke("backprop-example", "--eta", "-1")
+    assert result.exit_code == 2
+    assert "eta: must be > 0, got -1.0" in result.output

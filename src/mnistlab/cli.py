@@ -17,6 +17,7 @@ from rich.table import Table
 from mnistlab.errors import MnistlabError
 
 if TYPE_CHECKING:
+    from mnistlab.models.worked_example import WorkedExample
     from mnistlab.studies.runner import Plan
     from mnistlab.studies.summary import Report
     from mnistlab.studies.tables import Table as SummaryTable
@@ -328,6 +329,69 @@ def _render_table(table: SummaryTable) -> None:
     for row in table.rows:
         rendered.add_row(*row)
     out.print(rendered)
+
+
+# --- the backpropagation worked example ---
+
+
+class SSE(StrEnum):
+    half = "half"
+    sum = "sum"
+
+
+@app.command("backprop-example")
+def backprop_example(
+    eta: Annotated[float, typer.Option(help="the learning rate of the one step")] = 0.1,
+    sse: Annotated[SSE, typer.Option(help="loss: half = ½·Σ(ŷ−y)², sum = Σ(ŷ−y)²")] = SSE.half,
+) -> None:
+    """One gradient-descent step of the 2-4-1 worked example, checked against autograd."""
+    from mnistlab.models.worked_example import backprop_example as compute
+
+    with _expected_errors():
+        example = compute(eta, sse.value)
+    _render_worked_example(example)
+
+
+def _render_worked_example(example: WorkedExample) -> None:
+    fmt = "{:g}".format
+    out.print(
+        f"2-4-1 network, ReLU hidden, linear output; loss = {example.formula} summed over "
+        f"the mini-batch ({example.sse} convention); eta = {fmt(example.eta)}",
+        highlight=False,
+    )
+    table = Table("sample", "x", "target", "z1 (pre-activations)", "a1 = ReLU(z1)", "ŷ = z2")
+    for i in range(len(example.inputs)):
+        table.add_row(
+            f"x{i + 1}",
+            _vector(example.inputs[i]),
+            fmt(example.targets[i]),
+            _vector(example.z1[i]),
+            _vector(example.a1[i]),
+            fmt(example.outputs[i]),
+        )
+    out.print(table)
+    out.print(f"loss before the step: {fmt(example.loss)}", highlight=False)
+    params = Table("parameter", "gradient", "updated = old − eta·gradient")
+    for name, value in example.updated.items():
+        params.add_row(name, _matrix(example.gradients[name]), _matrix(value))
+    out.print(params)
+    out.print(
+        f"PyTorch autograd agrees: largest difference {example.autograd_max_error:.1e}",
+        highlight=False,
+    )
+
+
+def _vector(values: object) -> str:
+    import numpy as np
+
+    return "(" + ", ".join(f"{v:g}" for v in np.asarray(values).ravel()) + ")"
+
+
+def _matrix(values: object) -> str:
+    import numpy as np
+
+    array = np.atleast_2d(np.asarray(values))
+    return "\n".join("[" + ", ".join(f"{v:g}" for v in row) + "]" for row in array)
 
 
 # --- mnistlab data ---
