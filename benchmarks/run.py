@@ -17,6 +17,8 @@ Per-epoch time is the median of the epochs after a warm-up epoch; accuracy is on
 set after all the epochs. The FLOP bound is the workload's matmul FLOPs per epoch divided by
 a float32 GEMM rate measured at the start of the same run. Keras runs in a separate virtual
 environment (created on demand, never a dependency of mnistlab), in a subprocess.
+Importing mnistlab flushes denormal floats to zero in this process (as TensorFlow does), so
+the in-process torch loop and scikit-learn run with that setting too.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +47,13 @@ from torch import nn
 from mnistlab.data import DataSpec, load_data
 from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.models.stacked import stack_conflicts
-from mnistlab.runtime import configure_threads, make_generator
+from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.studies.expand import expand
 from mnistlab.studies.runner import MAX_STACK
 from mnistlab.studies.spec import RepetitionsSpec, load_study
 from mnistlab.training.loop import RunSeeds, evaluate, fit
 from mnistlab.training.spec import TrainSpec
-from mnistlab.training.stacked import fit_stack, training_conflicts
+from mnistlab.training.stacked import fit_stack, stack_pays, training_conflicts
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -304,50 +306,9 @@ def run_mnistlab(
     net = build_mlp(model_spec, INPUT_DIM, CLASSES, make_generator(RunSeeds.from_seed(seed).init))
     history = fit(net, data.train, train_spec, seed=seed, threads=threads)
     accuracy = evaluate(net, data.test, train_spec)["accuracy"]
-    configure_threads(THREADS)  # fit(threads=1) changed torch's global setting
+    configure_threads(THREADS)  # fit may have chosen one thread for a small model
     name = "mnistlab fit" if threads is None else f"mnistlab fit, threads={threads}"
     return Result(w.key, name, history.history["time"], accuracy)
-
-
-def flushed(fn: Callable[..., Result]) -> Callable[..., Result]:
-    """`fn` in a fresh process that flushes denormal floats to zero from its first line.
-
-    TensorFlow flushes denormals on CPU; torch does not, and Adam's moments decay through
-    the denormal range, where x86 arithmetic is 10-40x slower. `torch.set_flush_denormal`
-    only sets the calling thread's MXCSR; OpenMP workers inherit it when they are created,
-    so it must come before torch's first parallel operation, hence the fresh process. This
-    row shows what the proposed mnistlab change would give; it is not mnistlab's default.
-    """
-
-    def run(data: Any, w: Workload, epochs: int, *args: Any) -> Result:
-        job = {"fn": fn.__name__, "workload": w.key, "epochs": epochs, "args": list(args)}
-        done = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(job)],
-            capture_output=True,
-            text=True,
-        )
-        lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-        if done.returncode != 0 or not lines:
-            raise RuntimeError(f"flush-denormal child failed: {done.stderr[-2000:]}")
-        fields = json.loads(lines[-1])
-        result = Result(**{k: v for k, v in fields.items() if k != "foreign"})
-        result.engine += " + flush denormals"
-        result.note = (result.note + "; " if result.note else "") + "fresh process"
-        return result
-
-    return run
-
-
-def child_main(payload: str) -> int:
-    """`--child JOB`: one mnistlab measurement with denormals flushed (see `flushed`)."""
-    torch.set_flush_denormal(True)  # before any parallel op: OpenMP workers inherit it
-    configure_threads(None)
-    job = json.loads(payload)
-    data = load_data(DataSpec(dataset="mnist"))
-    fn = {"run_mnistlab": run_mnistlab, "run_stack": run_stack}[job["fn"]]
-    w = {"a": WORKLOAD_A, "b": WORKLOAD_B, "c": WORKLOAD_C}[job["workload"]]
-    print(json.dumps(asdict(fn(data, w, job["epochs"], *job["args"]))))
-    return 0
 
 
 # --- engine: plain PyTorch ---
@@ -588,8 +549,7 @@ def workload_ab(
     w: Workload, data: Any, epochs: int, keras: Keras | None, dataloader: bool
 ) -> list[Result]:
     results = [measure(run_mnistlab, data, w, epochs)]
-    results.append(measure(run_mnistlab, data, w, epochs, threads=1))
-    results.append(measure(flushed(run_mnistlab), data, w, epochs))
+    results.append(measure(run_mnistlab, data, w, epochs, threads=other_threads(w)))
     results.append(measure(run_torch, data, w, epochs))
     if dataloader:
         results.append(measure(run_torch_dataloader, data, w, epochs))
@@ -601,6 +561,13 @@ def workload_ab(
     for r in results:
         r.flops = train_flops(w.dims, len(data.train.x))
     return results
+
+
+def other_threads(w: Workload) -> int:
+    """The thread count `fit` does not choose for this workload, to show what the choice buys."""
+    model_spec, _ = mnistlab_specs(w, 1)
+    net = build_mlp(model_spec, INPUT_DIM, CLASSES, make_generator(0))
+    return THREADS if default_threads(net, w.batch_size) == 1 else 1
 
 
 def run_stack(data: Any, w: Workload, epochs: int, members: int) -> Result:
@@ -646,7 +613,6 @@ def workload_c(data: Any, epochs: int, keras: Keras | None) -> list[Result]:
     results = [one]
     for members in C_GRIDS:
         results.append(measure(run_stack, data, w, epochs, members))
-        results.append(measure(flushed(run_stack), data, w, epochs, members))
         results.append(measure(run_one_after_another, data, w, epochs, members))
     torch_one = measure(run_torch, data, w, epochs)
     torch_one.engine = "torch loop, 1 model"
@@ -730,13 +696,44 @@ def workload_d(data: Any, epochs: int, keras: Keras | None) -> list[StudyEstimat
         init = make_generator(RunSeeds.from_seed(run.seed).init)
         return build_mlp(run.config.model, INPUT_DIM, CLASSES, init)
 
-    # mnistlab as `mnistlab run` does it: compatible runs stacked
+    # mnistlab one run at a time (mnistlab run --no-stack), per distinct cost
+    distinct: dict[tuple[Any, ...], Any] = {}
+    for run in runs:
+        distinct.setdefault(_timing_key(run), run)
+    counts = {k: sum(_timing_key(r) == k for r in runs) for k in distinct}
+    single: dict[tuple[Any, ...], float] = {}  # one run's estimated seconds
+    began = time.perf_counter()
+    loads: list[float | None] = []
+    for key, run in distinct.items():
+        wait_for_quiet()
+        started = time.perf_counter()
+        with LoadMeter() as meter:
+            net = build(run)
+            history = fit(net, data.train, short(run), val=val, seed=run.seed)
+        loads.append(meter.foreign)
+        times = history.history["time"]
+        single[key] = _extrapolate(times, time.perf_counter() - started - sum(times))
+        print(f"  d: mnistlab single {key}: {_fmt_times(times)}", flush=True)
+    singles = StudyEstimate(
+        "mnistlab run --no-stack",
+        sum(counts[k] * single[k] for k in distinct),
+        time.perf_counter() - began,
+        len(distinct),
+        len(runs),
+        foreign=_worst(loads),
+    )
+
+    # mnistlab as `mnistlab run` does it: compatible runs stacked where a stack pays
     stacks = _stacks(runs)
     measured: dict[tuple[Any, ...], float] = {}
-    loads: list[float | None] = []
+    loads = []
     began = time.perf_counter()
-    total = 0.0
+    total, alone = 0.0, 0
     for group in stacks:
+        if len(group) == 1 or not stack_pays(build(group[0]), short(group[0]), data.train):
+            total += sum(single[_timing_key(r)] for r in group)  # execute runs them one by one
+            alone += len(group)
+            continue
         key = (*_timing_key(group[0]), tuple(_timing_key(r)[3] for r in group))
         if key not in measured:
             wait_for_quiet()
@@ -754,45 +751,17 @@ def workload_d(data: Any, epochs: int, keras: Keras | None) -> list[StudyEstimat
         total += measured[key]
     estimates.append(
         StudyEstimate(
-            "mnistlab run (stacks, default)",
+            "mnistlab run (default)",
             total,
-            time.perf_counter() - began,
-            len(measured),
+            time.perf_counter() - began + singles.measured_seconds,
+            len(measured) + len(distinct),
             len(runs),
-            note=f"{len(stacks)} stacks",
-            foreign=_worst(loads),
+            note=f"{len(stacks)} groups: {alone} runs alone (lean step), the rest in "
+            f"{len(measured)} measured stack kinds",
+            foreign=_worst([*loads, singles.foreign]),
         )
     )
-
-    # mnistlab one run at a time (mnistlab run --no-stack), and Keras, per distinct cost
-    distinct: dict[tuple[Any, ...], Any] = {}
-    for run in runs:
-        distinct.setdefault(_timing_key(run), run)
-    counts = {k: sum(_timing_key(r) == k for r in runs) for k in distinct}
-    began = time.perf_counter()
-    total = 0.0
-    loads = []
-    for key, run in distinct.items():
-        wait_for_quiet()
-        started = time.perf_counter()
-        with LoadMeter() as meter:
-            net = build(run)
-            history = fit(net, data.train, short(run), val=val, seed=run.seed)
-        loads.append(meter.foreign)
-        times = history.history["time"]
-        overhead = time.perf_counter() - started - sum(times)
-        total += counts[key] * _extrapolate(times, overhead)
-        print(f"  d: mnistlab single {key}: {_fmt_times(times)}", flush=True)
-    estimates.append(
-        StudyEstimate(
-            "mnistlab run --no-stack",
-            total,
-            time.perf_counter() - began,
-            len(distinct),
-            len(runs),
-            foreign=_worst(loads),
-        )
-    )
+    estimates.append(singles)
 
     if keras is not None:
         jobs = []
@@ -971,10 +940,7 @@ def report(
         console.print(d)
         console.print(
             "each run = measured epoch 1 + 19 x measured epoch 2 + measured fixed costs; "
-            "configurations differing only in activation or initialiser share one measurement; "
-            "mnistlab's Adam epochs slow down during a run as Adam's moments reach denormal "
-            "floats (TensorFlow flushes them), so 2 epochs underestimate mnistlab's 20 "
-            "(see docs/performance.md)"
+            "configurations differing only in activation or initialiser share one measurement"
         )
 
     targets = evaluate_targets(by_workload, estimates, machine)
@@ -1025,7 +991,7 @@ def evaluate_targets(
         """The proposed-fix rows of a workload against the same reference."""
         if reference is None:
             return ""
-        rows = [find(wl, "mnistlab fit + flush denormals"), find(wl, "mnistlab fit, threads=1")]
+        rows = [r for r in by_workload.get(wl, []) if r.engine.startswith("mnistlab fit, threads")]
         return "".join(
             f"; {r.engine.removeprefix('mnistlab fit').strip(' ,+')}: "
             f"{r.median / reference.median:.2f}x"
@@ -1091,10 +1057,6 @@ def evaluate_targets(
             sequential = find("c", f"mnistlab fit, {members} models one after another")
             extra = (
                 f"; one after another {sequential.median / one.median:.1f}x" if sequential else ""
-            )
-            flush = find("c", f"mnistlab fit_stack, {members} models + flush denormals")
-            extra += (
-                f"; stacked + flush denormals {flush.median / one.median:.1f}x" if flush else ""
             )
             out.append(
                 (
@@ -1166,8 +1128,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["--child"]:
-        return child_main(argv[1])
     args = parse_args(argv)
     started = time.perf_counter()
     configure_threads(None)  # every core this process may use, as mnistlab does by default

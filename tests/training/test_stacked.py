@@ -19,7 +19,9 @@ from mnistlab.training.stacked import (
     SHARED_TRAIN_FIELDS,
     evaluate_stack,
     fit_stack,
+    GEMM_BOUND,
     member_orders,
+    stack_pays,
     training_conflicts,
 )
 
@@ -305,3 +307,14 @@ def test_stacked_nets_are_trained_in_place_like_fit():
     histories = fit_stack(nets, _blobs(), [_train()] * 2, seeds=(1, 2), threads=1)
     assert not torch.equal(nets[0].state_dict()["layers.0.kernel"], before)
     assert all(h.status == "done" and not math.isnan(h.last["loss"]) for h in histories)
+
+
+def test_stacking_pays_unless_the_lean_step_trains_a_large_model_alone():
+    train = _blobs()
+    sgd = _train(optimizer="sgd")
+    assert stack_pays(_net(PLAIN, 0), sgd, train)  # small: overhead-bound, the stack wins
+    wide = MLPSpec(hidden=(4096, 256))  # 16·(20·4096 + 4096·256 + 256·3) > GEMM_BOUND
+    assert 16 * (D * 4096 + 4096 * 256 + 256 * C) > GEMM_BOUND
+    assert not stack_pays(_net(wide, 0), sgd, train)
+    assert stack_pays(_net(wide, 0), _train(optimizer="adam"), train)  # no lean Adam step
+    assert stack_pays(_net(MLPSpec(hidden=(4096, 256), batch_norm="after"), 0), sgd, train)

@@ -21,7 +21,7 @@ from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.history import History
 from mnistlab.training.loop import RunSeeds, evaluate, fit
-from mnistlab.training.stacked import fit_stack
+from mnistlab.training.stacked import fit_stack, stack_pays
 
 EpochListener = Callable[[RunSpec, int, int, dict[str, float]], None]
 """Called after each epoch with (run, epoch, epochs, logs): the progress display's feed."""
@@ -123,7 +123,7 @@ def execute(
 def _execute_stack(
     task: RunTask, on_start: Callable[[RunSpec], None] | None
 ) -> Iterator[RunResult]:
-    """Train the task's runs as one stack; on any error, run them one by one instead."""
+    """Train the task's runs as one stack; one by one where that is faster or the stack fails."""
     runs = task.runs
     for run in runs:
         if on_start is not None:
@@ -132,6 +132,10 @@ def _execute_stack(
     try:
         data = _CACHE.get(runs[0].config.data, task.data_dir, select_device(task.device))
         nets = [_build(run, data) for run in runs]
+        if not stack_pays(nets[0], runs[0].config.training, data.train):
+            for run in runs:
+                yield from execute(replace(task, runs=(run,), stacked=False))
+            return
         histories = fit_stack(
             nets,
             data.train,

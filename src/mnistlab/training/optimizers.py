@@ -212,7 +212,10 @@ def sgd_update(
     nesterov : use Nesterov momentum.
     """
     if velocity is None:
-        w.sub_(g * lr)
+        if isinstance(lr, torch.Tensor):
+            w.sub_(g * lr)
+        else:
+            w.add_(g, alpha=-lr)  # one kernel, no temporary: the lean step's hot path
         return
     velocity.mul_(momentum).sub_(g * lr)
     if nesterov:

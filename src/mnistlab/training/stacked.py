@@ -29,6 +29,7 @@ from mnistlab.models.stacked import StackedMLP, member_scalar, stack_conflicts, 
 from mnistlab.runtime import configure_threads, make_generator
 from mnistlab.training.callbacks import Events, callbacks_from_spec
 from mnistlab.training.history import History
+from mnistlab.training.lean import lean_supported
 from mnistlab.training.loop import (
     DIVERGENCE_CHECK_STEPS,
     EVAL_BATCH_SIZE,
@@ -81,6 +82,24 @@ HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
 """Per optimiser, the fields that become per-member (M, 1) hyperparameters."""
 
 STACKABLE_SCHEDULES = (ConstantSpec, ExponentialSpec)
+
+GEMM_BOUND = 10_000_000
+"""Multiply-adds per step of one model above which its GEMMs already keep the cores busy, so
+a stack saves no overhead; for runs the lean step takes, one by one is then faster (A1 SGD,
+60 M: a stack of 3 took 2.78 s/epoch, one at a time 3 × 0.755 s; docs/performance.md)."""
+
+
+def stack_pays(net: MLPNet, spec: TrainSpec, train: Split) -> bool:
+    """Whether a stack of runs like this one trains faster than the runs one by one.
+
+    A stack runs the autograd step over all members: it wins when per-step overhead
+    dominates, and loses to the lean single-model step (SGD, no batch norm) once the
+    model's own GEMMs are large (`GEMM_BOUND`).
+    """
+    if not lean_supported(net, spec, train):
+        return True
+    work = spec.batch_size * sum(p.numel() for p in net.parameters() if p.dim() == 2)
+    return work < GEMM_BOUND
 
 
 def training_conflicts(specs: Sequence[TrainSpec]) -> list[str]:
