@@ -87,12 +87,14 @@ OPTIMIZERS = {
 }
 
 
-@pytest.mark.parametrize("seeds", [(1, 1, 1), (1, 2, 3)], ids=["shared_batch", "gathered"])
+@pytest.mark.parametrize(
+    "seeds", [(1, 1, 1, 1), (2, 1, 2, 1), (1, 2, 3, 4)], ids=["shared_batch", "grouped", "gathered"]
+)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS.values(), ids=OPTIMIZERS.keys())
 def test_each_optimizer_matches_separate_runs_with_per_member_learning_rates(optimizer, seeds):
-    rates = (0.01, 0.05, 0.002)
+    rates = (0.01, 0.05, 0.002, 0.02)
     specs = [_train(optimizer={**optimizer, "learning_rate": lr}) for lr in rates]
-    _assert_stack_matches_alone([PLAIN] * 3, specs, seeds)
+    _assert_stack_matches_alone([PLAIN] * 4, specs, seeds)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +115,9 @@ def test_other_optimizer_hyperparameters_may_differ_per_member(optimizers):
     _assert_stack_matches_alone([PLAIN] * len(specs), specs, list(range(len(specs))))
 
 
-@pytest.mark.parametrize("seeds", [(4, 4, 4), (4, 5, 6)], ids=["shared_batch", "gathered"])
+@pytest.mark.parametrize(
+    "seeds", [(4, 4, 4), (4, 5, 4), (4, 5, 6)], ids=["shared_batch", "grouped", "gathered"]
+)
 def test_dropout_rates_and_masks_per_member(seeds):
     models = [
         MLPSpec(hidden=(16, 12), dropout=rate, input_dropout=inputs)
@@ -164,7 +168,9 @@ def test_exponential_and_constant_schedules_per_member(optimizer):
     _assert_stack_matches_alone([PLAIN] * 2, shared, (1, 2))
 
 
-@pytest.mark.parametrize("seeds", [(7, 7, 7), (7, 8, 9)], ids=["shared_batch", "gathered"])
+@pytest.mark.parametrize(
+    "seeds", [(7, 7, 7), (7, 8, 7), (7, 8, 9)], ids=["shared_batch", "grouped", "gathered"]
+)
 def test_a_diverged_member_is_frozen_and_the_others_go_on(seeds):
     specs = [
         _train(optimizer={"name": "sgd", "momentum": 0.9, "learning_rate": lr}, epochs=3)
@@ -254,10 +260,18 @@ def test_equal_shuffle_seeds_share_one_order_and_others_gather():
     def gens(*seeds):
         return [make_generator(s) if s is not None else None for s in seeds]
 
-    assert member_orders(gens(3, 3, None), 10, torch.device("cpu")).shape == (10,)
-    per_member = member_orders(gens(3, 4), 10, torch.device("cpu"))
-    assert per_member.shape == (2, 10)
+    cpu = torch.device("cpu")
+    shared, groups = member_orders(gens(3, 3, None), 10, cpu)
+    assert shared.shape == (10,) and groups is None
+    per_member, groups = member_orders(gens(3, 4), 10, cpu)
+    assert per_member.shape == (2, 10) and groups is None
     assert torch.equal(per_member[1], torch.randperm(10, generator=make_generator(4)))
+    distinct, groups = member_orders(gens(4, 3, 4, None), 10, cpu)
+    assert distinct.shape == (2, 10)
+    assert torch.equal(distinct[1], torch.randperm(10, generator=make_generator(3)))
+    assert groups.batch_of.tolist() == [0, 1, 0, 0]
+    assert [g.tolist() for g in groups.members] == [[0, 2, 3], [1]]
+    assert groups.position.tolist() == [0, 3, 1, 2]
 
 
 def test_conflicting_training_specs_are_refused_with_the_field():

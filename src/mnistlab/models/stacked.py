@@ -9,13 +9,15 @@ epsilon) and in how they were initialised, never in architecture (`stack_conflic
 Each member computes what its own `MLPNet` computes: Keras BatchNorm with its own statistics
 and momentum, dropout masks drawn from its own generator in the order `MLPNet` draws them.
 Scalars that every member shares stay Python floats, so the stacked arithmetic is the
-single-model arithmetic; only the matrix products (one GEMM when the members share the rows,
-`baddbmm` otherwise) and reductions may round differently, at float32 precision.
+single-model arithmetic; only the matrix products (one GEMM per distinct batch when members
+share rows, `baddbmm` when every member has its own) and reductions may round differently,
+at float32 precision.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -25,6 +27,37 @@ from mnistlab.errors import SpecError
 from mnistlab.models.layers import BatchNorm, Dense, activation_function
 from mnistlab.models.mlp import MLPNet
 from mnistlab.models.spec import MLPSpec, ModelSpec
+
+# --- members that share a batch ---
+
+
+@dataclass(frozen=True)
+class BatchGroups:
+    """Members that read the same batch: G distinct batches, each read by one or more members.
+
+    `batch_of[m]` is member m's batch; `members[g]` lists batch g's members in ascending
+    order; `position[m]` is member m's row in the concatenation of `members`.
+    """
+
+    batch_of: Tensor  # (M,) int64
+    members: tuple[Tensor, ...]  # G tensors (n_g,) int64
+    position: Tensor  # (M,) int64
+
+    @classmethod
+    def from_batches(cls, batch_of: Sequence[int], device: torch.device) -> BatchGroups:
+        """Groups from each member's batch index (0..G-1, every index used)."""
+        count = max(batch_of) + 1
+        members = [[m for m, b in enumerate(batch_of) if b == g] for g in range(count)]
+        flat = [m for group in members for m in group]
+        position = [flat.index(m) for m in range(len(batch_of))]
+
+        def as_tensor(values: Sequence[int]) -> Tensor:
+            return torch.tensor(values, dtype=torch.int64, device=device)
+
+        return cls(
+            as_tensor(batch_of), tuple(as_tensor(group) for group in members), as_tensor(position)
+        )
+
 
 # --- which spec fields may differ ---
 
@@ -240,23 +273,33 @@ class StackedMLP(nn.Module):
             for name, shape, chunk in zip(self.slot_names, self.slot_shapes, chunks, strict=True)
         }
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, groups: BatchGroups | None = None) -> Tensor:
         """Every member's logits (after its output dropout in training).
 
         Parameters
         ----------
         x : Tensor of shape (B, input_dim) when every member sees the same rows (the first
-            Dense is then one GEMM over the members' kernels side by side), or
-            (M, B, input_dim), member m's rows in `x[m]`.
+            Dense is then one GEMM over the members' kernels side by side); (G, B,
+            input_dim) with `groups`, when members share G distinct batches (one GEMM per
+            batch); or (M, B, input_dim), member m's rows in `x[m]`.
+        groups : which members read which batch of a (G, B, input_dim) `x`.
 
         Returns
         -------
         Tensor of shape (M, B, outputs).
         """
         weights = self.views()
+        if groups is not None and self._plan[0][0] != "dense":  # input dropout: masks per member
+            x, groups = x[groups.batch_of], None  # (M, B, D)
         for op, j in self._plan:
             if op == "dense":
-                x = _dense(x, weights[f"dense{j}.kernel"], weights[f"dense{j}.bias"])  # (M, B, U)
+                kernel, bias = weights[f"dense{j}.kernel"], weights[f"dense{j}.bias"]
+                x = (
+                    _dense(x, kernel, bias)
+                    if groups is None
+                    else _grouped_dense(x, groups, kernel, bias)
+                )
+                groups = None  # (M, B, U) from here on
             elif op == "act":
                 x = self._activations[j](x)  # (M, B, U)
             elif op == "bn":
@@ -443,6 +486,22 @@ def _dense(x: Tensor, kernel: Tensor, bias: Tensor) -> Tensor:
         out = torch.addmm(bias.reshape(members * units), x, wide)  # (B, M·U)
         return out.view(-1, members, units).transpose(0, 1)  # (M, B, U)
     return torch.baddbmm(bias.unsqueeze(1), x, kernel)  # (M, B, U)
+
+
+def _grouped_dense(x: Tensor, groups: BatchGroups, kernel: Tensor, bias: Tensor) -> Tensor:
+    """Affine map per member when members share G batches: x (G, B, D) -> (M, B, U).
+
+    Each batch goes through one GEMM over its members' kernels side by side, instead of a
+    (M, B, D) gather and a batched product per member.
+    """
+    d, units = kernel.shape[1:]
+    parts = []
+    for batch, members in enumerate(groups.members):
+        count = len(members)
+        wide = kernel.index_select(0, members).permute(1, 0, 2).reshape(d, count * units)
+        out = torch.addmm(bias.index_select(0, members).reshape(-1), x[batch], wide)  # (B, n·U)
+        parts.append(out.view(-1, count, units).transpose(0, 1))  # (n, B, U)
+    return torch.cat(parts).index_select(0, groups.position)  # (M, B, U), member order
 
 
 def _moving_update(moving: Tensor, batch: Tensor, momentum: float | Tensor) -> None:

@@ -25,7 +25,13 @@ from torch import Tensor
 
 from mnistlab.errors import SpecError
 from mnistlab.models.mlp import MLPNet
-from mnistlab.models.stacked import StackedMLP, member_scalar, stack_conflicts, stack_models
+from mnistlab.models.stacked import (
+    BatchGroups,
+    StackedMLP,
+    member_scalar,
+    stack_conflicts,
+    stack_models,
+)
 from mnistlab.runtime import configure_threads, make_generator
 from mnistlab.training.callbacks import Events, callbacks_from_spec
 from mnistlab.training.history import History
@@ -536,11 +542,11 @@ def _train_epoch(
     x, y, device = train.x, train.y, train.x.device
     n, batch = len(x), spec.batch_size
     steps = math.ceil(n / batch)
-    order = (
+    order, groups = (
         member_orders([None if mb.ended else mb.run.shuffle_generator for mb in members], n, device)
         if spec.shuffle
-        else None
-    )  # None: in order; (N,) shared; (M, N) per member
+        else (None, None)
+    )  # order None: in order; (N,) shared; (G, N) with groups; (M, N) per member
     frozen = {m for m, member in enumerate(members) if member.ended}
     still = _index(frozen, device)  # (F,) members whose updates are undone
     bad: dict[int, int] = {}  # member -> first bad batch
@@ -553,10 +559,11 @@ def _train_epoch(
     checked = 0
     for i in range(steps):
         span = slice(i * batch, (i + 1) * batch)
-        rows = span if order is None else order[..., span]  # (B,) shared or (M, B) per member
-        xb, yb = x[rows], y[rows]  # (B, D) shared, or (M, B, D) gathered per member
+        rows = span if order is None else order[..., span]  # (B,) shared, (G, B) or (M, B)
+        xb = x[rows]  # (B, D) shared, (G, B, D) per distinct order, or (M, B, D) per member
+        yb = y[rows] if groups is None else y[rows[groups.batch_of]]  # (B,) or (M, B)
         saved = stack.save_members(still) if still is not None else None  # (F, ...)
-        logits = stack(xb)  # (M, B, C)
+        logits = stack(xb, groups)  # (M, B, C)
         loss = member_losses(logits, yb, spec, softmax) + stack.penalty()  # (M,)
         stack.zero_grad(set_to_none=True)
         loss.sum().backward()  # members share no weights: the sum gives each its own gradient
@@ -585,12 +592,13 @@ def _train_epoch(
 
 def member_orders(
     generators: Sequence[torch.Generator | None], n: int, device: torch.device
-) -> Tensor:
-    """One epoch's shuffled row order per member, shared when every member drew the same.
+) -> tuple[Tensor, BatchGroups | None]:
+    """One epoch's shuffled row order per member, each distinct order kept once.
 
     Each member draws `randperm(n)` from its own (CPU) shuffle generator, as `fit` does;
     a None generator (a member that has ended) draws nothing and takes the first drawn
-    order, so it never keeps the others off the shared path.
+    order, so it never keeps the others off a shared path. Members with equal seeds draw
+    equal orders and then read one batch through one GEMM.
 
     Parameters
     ----------
@@ -600,13 +608,27 @@ def member_orders(
 
     Returns
     -------
-    Tensor of shape (N,) when all drawn orders are equal (e.g. equal seeds), else (M, N).
+    (order, groups): order (N,) and None when every member drew the same order; (G, N)
+    and the `BatchGroups` when 1 < G < M distinct orders were drawn; (M, N) and None when
+    every member drew its own.
     """
     perms = [None if g is None else torch.randperm(n, generator=g) for g in generators]
-    first = next(p for p in perms if p is not None)
-    if all(p is None or torch.equal(first, p) for p in perms):  # on the CPU: no device sync
-        return first.to(device)  # (N,)
-    return torch.stack([first if p is None else p for p in perms]).to(device)  # (M, N)
+    distinct: list[Tensor] = []
+    batch_of = []
+    for perm in perms:  # compared on the CPU: no device sync
+        if perm is None:
+            batch_of.append(0)
+            continue
+        found = next((b for b, seen in enumerate(distinct) if torch.equal(seen, perm)), None)
+        if found is None:
+            distinct.append(perm)
+            found = len(distinct) - 1
+        batch_of.append(found)
+    if len(distinct) == 1:
+        return distinct[0].to(device), None  # (N,)
+    if len(distinct) == len(perms):
+        return torch.stack(distinct).to(device), None  # (M, N)
+    return torch.stack(distinct).to(device), BatchGroups.from_batches(batch_of, device)  # (G, N)
 
 
 def _first_bad(losses: Tensor, thresholds: Tensor) -> dict[int, int]:
