@@ -187,8 +187,11 @@ def run(
     ] = True,
     data_dir: DataDirOption = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    report: Annotated[
+        bool, typer.Option(help="write <results>/<study>/report.html at the end")
+    ] = True,
 ) -> None:
-    """Run a study: skip finished runs, run the rest, then print its summary table."""
+    """Run a study: skip finished runs, run the rest, print its summary table, write its report."""
     from mnistlab.studies import StudyProgress, load_study, plan_study, run_study, study_report
 
     with _expected_errors():
@@ -213,6 +216,11 @@ def run(
         counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
         out.print(f"{spec.name}: ran {outcome.ran} runs; {counts}", highlight=False, soft_wrap=True)
         _render_report(study_report(spec.name, results))
+        if report:
+            from mnistlab.report import write_report
+
+            path = write_report(spec.name, results, data_dir=data_dir, device=device)
+            out.print(f"report: {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -295,6 +303,46 @@ def export(
     else:
         output.write_text(text)
         out.print(f"written {output}", highlight=False, soft_wrap=True)
+
+
+@app.command("report")
+def report_(
+    study: Annotated[str, typer.Argument(help="a study name in the store")],
+    results: Results = Path("results"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write")] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Write a study's self-contained HTML report (default <results>/<study>/report.html)."""
+    from mnistlab.report import write_report
+
+    with _expected_errors():
+        path = write_report(study, results, output=output, data_dir=data_dir)
+    out.print(f"report: {path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def analyze(
+    study: Annotated[str, typer.Argument(help="a study name in the store")],
+    analysis: Annotated[
+        list[str], typer.Option("--analysis", "-a", help="an analysis name (repeatable)")
+    ],
+    results: Results = Path("results"),
+    data_dir: DataDirOption = None,
+) -> None:
+    """Compute analyses of a finished study from its stored weights and histories, each
+    written as <results>/<study>/analysis-NAME.html."""
+    from mnistlab.report import write_report
+
+    with _expected_errors():
+        for name in analysis:
+            path = write_report(
+                study,
+                results,
+                names=[name],
+                output=results / study / f"analysis-{name}.html",
+                data_dir=data_dir,
+            )
+            out.print(f"{name}: {path}", highlight=False, soft_wrap=True)
 
 
 def _render_plan(plan: Plan) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
@@ -21,6 +22,7 @@ from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.history import History
 from mnistlab.training.loop import RunSeeds, evaluate, fit
+from mnistlab.training.probes import make_probes, probe_arrays
 from mnistlab.training.stacked import fit_stack, stack_pays
 
 EpochListener = Callable[[RunSpec, int, int, dict[str, float]], None]
@@ -44,11 +46,17 @@ class RunTask:
     threads: int | None = None
     device: str = "auto"
     stacked: bool = False  # independent runs of one architecture, trained as one stack
+    captures: tuple[str, ...] = ()  # training-time probes (`training.probes.CAPTURES`)
 
 
 def weights_path(results: Path, study: str, run_id: str) -> Path:
     """Where a run's final weights live: `<results>/<study>/runs/<run_id>.safetensors`."""
     return results / study / "runs" / f"{run_id}.safetensors"
+
+
+def captures_path(results: Path, study: str, run_id: str) -> Path:
+    """Where a run's training-time arrays live: `<results>/<study>/runs/<run_id>.captures.npz`."""
+    return results / study / "runs" / f"{run_id}.captures.npz"
 
 
 class _DataCache:
@@ -193,7 +201,9 @@ def _train(
     net = _build(run, data)
     if parent_state is not None:
         net.load_state_dict(parent_state)
-    callbacks = [_EpochFeed(run, on_epoch)] if on_epoch else []
+    callbacks: list[Callback] = [_EpochFeed(run, on_epoch)] if on_epoch else []
+    probes = make_probes(task.captures, data.train.x)
+    callbacks.extend(probes)
     history = fit(
         net,
         data.train,
@@ -203,7 +213,12 @@ def _train(
         callbacks=callbacks,
         threads=task.threads,
     )
-    return net, _result(run, net, data, history, task)
+    result = _result(run, net, data, history, task)
+    if probes:
+        path = captures_path(task.results, run.study, run.run_id)
+        np.savez_compressed(path, **probe_arrays(probes))
+        result.artifacts["captures"] = str(path)
+    return net, result
 
 
 def _build(run: RunSpec, data: Data) -> nn.Module:

@@ -121,13 +121,21 @@ def run_study(
     device: str = "auto",
     stack: bool = True,
     listener: StudyListener | None = None,
+    captures: Sequence[str] | None = None,
 ) -> Outcome:
     """Run every unfinished run of a study and store each result in one transaction.
 
     A killed study resumes: runs left `running` go back to `pending`, finished ones are
     skipped. A diverged or failed run never stops the study. With `stack`, independent runs
-    of one architecture train as one stacked model (each equal to its run alone).
+    of one architecture train as one stacked model (each equal to its run alone), except
+    runs that record training-time `captures` (default: what the study's analyses need,
+    `mnistlab.analysis.captures_for`), which always train alone.
     """
+    if captures is None:
+        from mnistlab.analysis import captures_for  # the analyses say what they need
+
+        captures = captures_for(spec)
+    probes = tuple(captures)
     with open_store(results) as store:
         store.save_study(
             spec.name,
@@ -150,13 +158,15 @@ def run_study(
         todo = _unfinished(store, spec.name, runs)
         if listener is not None:
             listener.on_study_begin(spec.name, len(runs), len(runs) - len(todo))
-        outcome.ran += _run(store, executor, todo, runs, results, data_dir, device, stack, listener)
+        outcome.ran += _run(
+            store, executor, todo, runs, results, data_dir, device, stack, listener, probes
+        )
         if spec.cross_validation is not None and spec.cross_validation.refit:
             refits = refit_runs(spec, store.runs(spec.name), fingerprint)
             store.add_runs(refits)
             todo = _unfinished(store, spec.name, refits)
             outcome.ran += _run(
-                store, executor, todo, refits, results, data_dir, device, stack, listener
+                store, executor, todo, refits, results, data_dir, device, stack, listener, probes
             )
         outcome.counts = {k: n for k, n in store.counts(spec.name).items() if n}
     return outcome
@@ -187,12 +197,14 @@ def _run(
     device: str,
     stack: bool,
     listener: StudyListener | None,
+    captures: tuple[str, ...] = (),
 ) -> int:
     """Run `todo` as tasks (continue-mode chains stay together); return how many finished."""
     if not todo:
         return 0
     records = {r.run_id: r for r in store.runs(every[0].study)}
     tasks, blocked = _tasks(todo, records, results, data_dir, device)
+    tasks = [replace(task, captures=captures) for task in tasks]
     if stack:
         tasks = _stacked(tasks)
     finished = 0
@@ -250,11 +262,14 @@ def _tasks(
 
 
 def _stacked(tasks: list[RunTask]) -> list[RunTask]:
-    """Merge independent single runs that can train as one stack; chains stay as they are."""
+    """Merge independent single runs that can train as one stack; chains stay as they are.
+
+    Runs that record training-time captures train alone: the stacked loop has no probes.
+    """
     groups: list[list[RunTask]] = []
     kept: list[RunTask] = []
     for task in tasks:
-        if len(task.runs) > 1 or task.runs[0].parent is not None:
+        if len(task.runs) > 1 or task.runs[0].parent is not None or task.captures:
             kept.append(task)
             continue
         for group in groups:

@@ -41,21 +41,18 @@ from mnistlab.training.spec import TrainSpec
 
 KNOWN_ANALYSES: tuple[str, ...] = (
     "curves",
+    "zero_one_error",
     "confusion_matrix",
     "classification_report",
     "confused_pairs",
     "confident_mistakes",
     "roc",
+    "predictions",
     "weight_histograms",
     "weight_violins",
     "hidden_weights_images",
     "learning_speed",
-    "hidden_activations",
-    "tsne",
-    "activation_maximization",
-    "predictions",
-    "data_overview",
-    "pca",
+    "chain_product",
 )
 """The analysis names a study may ask for (implemented by `mnistlab.analysis`)."""
 

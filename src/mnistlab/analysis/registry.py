@@ -1,0 +1,126 @@
+"""The analysis registry: name -> typed options, one-sentence caption, compute function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, PositiveInt
+
+from mnistlab.errors import MnistlabError
+from mnistlab.spec import Spec, parse_spec
+
+if TYPE_CHECKING:
+    from mnistlab.analysis.context import StudyRuns
+    from mnistlab.studies.spec import StudySpec
+
+RunChoice = Literal["first", "best", "all", "selected"]
+
+
+class Options(Spec):
+    """Options every analysis takes: which runs it looks at.
+
+    `runs`: per configuration, its `first` repetition, its `best` one (highest validation
+    accuracy), `all` repetitions, or the study's `selected` runs (its `select` block's best
+    repetition of the best value; first repetition when the study selects nothing).
+    """
+
+    runs: RunChoice = "first"
+    max_runs: PositiveInt = Field(default=24, description="at most this many runs are shown")
+
+
+class NotApplicable(MnistlabError):
+    """An analysis that has nothing to say for this study (the report prints the reason)."""
+
+
+@dataclass
+class Result:
+    """What a compute function returns: the analysis's arrays and tables for the report.
+
+    `items` holds one entry per run or group (label -> the analysis's own payload, a dict
+    of arrays and numbers); `tables` are plain tables (title, header, rows of cells);
+    `notes` are one-line remarks (runs skipped and why, choices made).
+    """
+
+    name: str
+    items: dict[str, Any] = field(default_factory=dict)
+    tables: list[SimpleTable] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SimpleTable:
+    """A small table for the report: a title, column headers, rows of display cells."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+
+
+Compute = Callable[["StudyRuns", Any], Result]
+
+
+@dataclass(frozen=True)
+class AnalysisDef:
+    """A registered analysis.
+
+    `captures` names the training-time probes its runs need (`training.probes.CAPTURES`):
+    a study asking for this analysis records them while training, and such runs are not
+    stacked.
+    """
+
+    name: str
+    caption: str
+    options: type[Options]
+    compute: Compute
+    captures: tuple[str, ...] = ()
+
+
+_REGISTRY: dict[str, AnalysisDef] = {}
+
+
+def analysis(
+    name: str,
+    caption: str,
+    options: type[Options] = Options,
+    captures: Sequence[str] = (),
+) -> Callable[[Compute], Compute]:
+    """Register the decorated ``compute(runs: StudyRuns, options) -> Result`` under `name`."""
+
+    def register(compute: Compute) -> Compute:
+        if name in _REGISTRY:
+            raise ValueError(f"analysis {name!r} is registered twice")
+        _REGISTRY[name] = AnalysisDef(name, caption, options, compute, tuple(captures))
+        return compute
+
+    return register
+
+
+def registered() -> dict[str, AnalysisDef]:
+    """Every registered analysis, by name, in registration order."""
+    return dict(_REGISTRY)
+
+
+def get_analysis(name: str) -> AnalysisDef:
+    """The analysis registered as `name`; an unknown name is a one-line error."""
+    if name not in _REGISTRY:
+        raise MnistlabError(f"unknown analysis {name!r}, expected one of: {', '.join(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def parse_options(name: str, options: dict[str, Any], where: str = "") -> Options:
+    """Validate an analysis's options; a bad field is a `SpecError` naming it."""
+    definition = get_analysis(name)
+    return parse_spec(definition.options, options, where or f"analyses: {name}: options")
+
+
+def captures_for(spec: StudySpec) -> tuple[str, ...]:
+    """The training-time captures a study's analyses need (their options validated too)."""
+    needed: list[str] = []
+    for entry in spec.analyses:
+        parse_options(entry.name, entry.options)
+        for capture in get_analysis(entry.name).captures:
+            if capture not in needed:
+                needed.append(capture)
+    return tuple(needed)

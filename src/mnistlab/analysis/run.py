@@ -1,0 +1,76 @@
+"""Running analyses on a stored study: each one computed, timed, or skipped with its reason."""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mnistlab.analysis.context import StudyRuns, finished_runs
+from mnistlab.analysis.registry import NotApplicable, Options, Result, get_analysis, parse_options
+from mnistlab.runtime import select_device
+from mnistlab.studies.runner import DB_NAME, open_store
+from mnistlab.studies.spec import StudySpec
+from mnistlab.studies.store import StoreError
+
+
+@dataclass
+class Outcome:
+    """One analysis of a study: its result, or why there is none."""
+
+    name: str
+    caption: str
+    options: Options
+    result: Result | None
+    skipped: str | None = None  # the reason, when `result` is None
+    seconds: float = 0.0
+
+
+def compute(ctx: StudyRuns, name: str, options: dict[str, Any] | None = None) -> Outcome:
+    """Compute one analysis; `NotApplicable` (or an unexpected error) becomes `skipped`.
+
+    An unexpected error is warned about and kept as the skip reason, so that one broken
+    analysis never costs the whole report.
+    """
+    definition = get_analysis(name)
+    parsed = parse_options(name, options or {})
+    started = time.perf_counter()
+    try:
+        result = definition.compute(ctx, parsed)
+        skipped = None
+    except NotApplicable as reason:
+        result, skipped = None, str(reason)
+    except Exception as exc:  # one analysis must not cost the report
+        detail = traceback.format_exc(limit=-3)
+        warnings.warn(f"analysis {name} failed: {exc!r}\n{detail}", RuntimeWarning, stacklevel=2)
+        result, skipped = None, f"failed: {exc!r}"
+    return Outcome(name, definition.caption, parsed, result, skipped, time.perf_counter() - started)
+
+
+@contextmanager
+def open_study(
+    study: str, results: Path, data_dir: Path | None = None, device: str = "auto"
+) -> Iterator[StudyRuns]:
+    """The stored study `study` of a results folder, as analyses see it."""
+    if not (results / DB_NAME).is_file():
+        raise StoreError(f"{results}: no results store here ({DB_NAME}); run a study first")
+    with open_store(results) as store:
+        row = store.get_study(study)
+        if row is None:
+            known = ", ".join(s.name for s in store.list_studies()) or "none"
+            raise StoreError(f"{results}: no study named {study!r} (studies here: {known})")
+        spec = StudySpec.model_validate_json(row.spec_json)
+        runs = finished_runs(store.runs(study))
+        yield StudyRuns(spec, runs, results, store, data_dir, select_device(device))
+
+
+def analyze_study(ctx: StudyRuns, names: Sequence[str] | None = None) -> list[Outcome]:
+    """Compute the study's analyses (or `names`, with the study's options where it has them)."""
+    configured = {entry.name: entry.options for entry in ctx.spec.analyses}
+    wanted = list(configured) if names is None else list(names)
+    return [compute(ctx, name, configured.get(name)) for name in wanted]
