@@ -15,7 +15,7 @@ from torch import Tensor
 
 from mnistlab.analysis.registry import NotApplicable, Options
 from mnistlab.data import Data, Dataset, Split
-from mnistlab.models import MLPNet, build_mlp
+from mnistlab.models.build import build_model
 from mnistlab.runtime import make_generator
 from mnistlab.studies.records import RunConfig, RunRecord
 from mnistlab.studies.spec import StudySpec
@@ -145,21 +145,19 @@ class StudyRuns:
         shape = self.dataset(run).image_shape
         return shape if len(shape) == 2 else _square(int(np.prod(shape)))
 
-    def model(self, run: RunRecord) -> MLPNet:
+    def model(self, run: RunRecord) -> torch.nn.Module:
         """The run's final model, rebuilt from its config and loaded from its weights file."""
 
-        def load() -> MLPNet:
+        def load() -> torch.nn.Module:
             config = self.config(run)
-            kind = getattr(config.model, "kind", "mlp")
-            if kind != "mlp":
-                raise NotApplicable(f"no model loader for model kind {kind!r}")
             path = self.artifact(run, "weights")
             if path is None or not path.is_file():
                 raise NotApplicable(f"run {run.run_id}: its weights file is missing")
             data = self.data(run)
-            net = build_mlp(
-                config.model, math.prod(data.input_shape), data.n_classes, make_generator(0)
-            )
+            try:
+                net = build_model(config.model, data.input_shape, data.n_classes, make_generator(0))
+            except ValueError as exc:  # not a torch network (e.g. scikit-learn)
+                raise NotApplicable(str(exc)) from None
             net.load_state_dict(load_file(str(path)))
             return net.to(self.device).eval()
 
