@@ -191,3 +191,25 @@ def test_runs_that_cannot_stack_run_alone(tmp_path):
     spec, text = study("grid: {model.hidden: [[4], [8]], training.optimizer: [sgd, adam]}\n")
     outcome = run_study(spec, text, tmp_path)
     assert outcome.counts == {"done": 4}
+
+
+def test_a_cnn_variant_runs_beside_stacked_mlps(tmp_path):
+    spec, text = study("""
+        repetitions: 2
+        variants:
+          - {name: mlp, set: {}}
+          - name: cnn
+            set:
+              model:
+                kind: cnn
+                layers:
+                  - {layer: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}
+                  - max_pool2d
+                  - flatten
+        """)
+    result = run_study(spec, text, tmp_path)
+    assert result.counts == {"done": 4}
+    with open_store(tmp_path) as store:
+        cnn = [r for r in store.runs("tiny") if r.variant == "cnn"]
+        assert [r.config["model"]["kind"] for r in cnn] == ["cnn", "cnn"]
+        assert all(0.3 < r.metrics["test_accuracy"] <= 1 for r in cnn)  # chance is 0.1

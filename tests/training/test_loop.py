@@ -7,7 +7,7 @@ import torch
 
 from mnistlab.data import Split
 from mnistlab.errors import SpecError
-from mnistlab.models import MLPSpec, build_mlp
+from mnistlab.models import CNNSpec, MLPSpec, build_mlp, build_model
 from mnistlab.runtime import make_generator
 from mnistlab.training.callbacks import Callback, GradientNorms, WeightSnapshots
 from mnistlab.training.loop import RunSeeds, evaluate, fit
@@ -170,3 +170,23 @@ def test_mse_regression_has_no_accuracy():
     assert set(history.history) == {"loss", "learning_rate", "time"}
     assert history.last["loss"] < 1e-3
     assert net.dense_layers[0].kernel.item() == pytest.approx(3.0, abs=0.05)
+
+
+def test_fit_trains_a_cnn_unchanged():
+    """Bright left half vs bright right half of 8x8 images: a CNN separates them."""
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(64) % 2
+    x = torch.rand(64, 8, 8, generator=g) * 0.2
+    x[y == 0, :, :4] += 1.0
+    x[y == 1, :, 4:] += 1.0
+    layers = [
+        {"layer": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"},
+        "max_pool2d",
+        "flatten",
+    ]
+    net = build_model(CNNSpec(layers=layers), (8, 8), 2, make_generator(RunSeeds.from_seed(0).init))
+    spec = TrainSpec(optimizer={"name": "adam", "learning_rate": 0.05}, epochs=8, batch_size=16)
+    history = fit(net, Split(x=x.reshape(64, 64), y=y), spec, seed=0)
+    assert history.status == "done"
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert evaluate(net, Split(x=x.reshape(64, 64), y=y), spec)["accuracy"] == 1.0

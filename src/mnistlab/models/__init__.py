@@ -1,11 +1,13 @@
 """Models: specs, Keras-faithful layers and initialisers, the MLP and its Keras-style summary."""
 
 from mnistlab.models.build import build_model
+from mnistlab.models.cnn import CNNNet, build_cnn
 from mnistlab.models.initializers import initialize
 from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout, activation_function
 from mnistlab.models.mlp import MLPNet, build_mlp
 from mnistlab.models.spec import (
     ActivationSpec,
+    CNNSpec,
     HiddenLayer,
     InitializerSpec,
     MLPSpec,
@@ -18,6 +20,8 @@ __all__ = [
     "Activation",
     "ActivationSpec",
     "BatchNorm",
+    "CNNNet",
+    "CNNSpec",
     "Dense",
     "Dropout",
     "HiddenLayer",
@@ -27,6 +31,7 @@ __all__ = [
     "ModelSpec",
     "RegularizerSpec",
     "activation_function",
+    "build_cnn",
     "build_mlp",
     "build_model",
     "initialize",

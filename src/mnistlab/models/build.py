@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from mnistlab.models.cnn import build_cnn
 from mnistlab.models.mlp import build_mlp
 from mnistlab.models.spec import ModelSpec
 
@@ -32,4 +33,6 @@ def build_model(
     """
     if spec.kind == "mlp":
         return build_mlp(spec, math.prod(input_shape), outputs, generator)
+    if spec.kind == "cnn":
+        return build_cnn(spec, input_shape, outputs, generator)
     raise ValueError(f"model kind {spec.kind!r} is not a torch network")

@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from mnistlab.models.cnn_spec import CNNSpec
 from mnistlab.models.components import (
     ELU,
     ActivationSpec,
@@ -53,6 +54,7 @@ from mnistlab.spec import Spec
 __all__ = [
     "ELU",
     "ActivationSpec",
+    "CNNSpec",
     "Constant",
     "DropoutRate",
     "GlorotNormal",
@@ -211,7 +213,7 @@ def _default_kind(value: Any) -> Any:
 
 
 ModelSpec = Annotated[
-    Annotated[MLPSpec, Field(discriminator="kind")],
+    Annotated[MLPSpec | CNNSpec, Field(discriminator="kind")],
     BeforeValidator(_default_kind),
 ]
 """A model of any kind, told apart by `kind` ("mlp" when absent)."""

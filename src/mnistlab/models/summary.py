@@ -1,4 +1,4 @@
-"""`summary`: the layer table Keras 3's `model.summary()` prints, for an `MLPNet`."""
+"""`summary`: the layer table Keras 3's `model.summary()` prints, for an `MLPNet` or a `CNNNet`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import rich.markup
 import rich.table
 from torch import nn
 
+from mnistlab.models.cnn import CNNNet
 from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout
 from mnistlab.models.mlp import MLPNet
 
@@ -25,9 +26,14 @@ class LayerRow:
 
     name: str
     type: str
-    units: int
+    shape: tuple[int, ...]  # one example's output shape, Keras's (H, W, C) or (units,)
     trainable: int
     non_trainable: int
+
+    @property
+    def units(self) -> int:
+        """The last axis of the output: units, or channels of feature maps."""
+        return self.shape[-1]
 
     @property
     def params(self) -> int:
@@ -35,7 +41,7 @@ class LayerRow:
         return self.trainable + self.non_trainable
 
 
-def layer_rows(model: MLPNet) -> list[LayerRow]:
+def layer_rows(model: MLPNet | CNNNet) -> list[LayerRow]:
     """The layers as Keras lists them, with Keras's names (dense, dense_1, dropout, ...).
 
     An activation right after its Dense is part of that Dense (Keras's
@@ -47,8 +53,10 @@ def layer_rows(model: MLPNet) -> list[LayerRow]:
 
     Returns
     -------
-    list of LayerRow in model order; `units` is the layer's output width.
+    list of LayerRow in model order; `shape` is the layer's output shape.
     """
+    if isinstance(model, CNNNet):
+        return _cnn_rows(model)
     counts: dict[str, int] = {}
     rows: list[LayerRow] = []
     width = model.input_dim
@@ -60,26 +68,62 @@ def layer_rows(model: MLPNet) -> list[LayerRow]:
         keras_type = _keras_type(layer)
         if isinstance(layer, Dense):
             width = layer.out_features
-        snake = re.sub(r"(?<!^)(?=[A-Z])", "_", keras_type).lower()
-        seen = counts.get(snake, 0)
-        counts[snake] = seen + 1
-        trainable = sum(p.numel() for p in layer.parameters() if p.requires_grad)
-        frozen = sum(p.numel() for p in layer.parameters() if not p.requires_grad)
-        frozen += sum(b.numel() for b in layer.buffers())
-        rows.append(
-            LayerRow(
-                name=snake if seen == 0 else f"{snake}_{seen}",
-                type=keras_type,
-                units=width,
-                trainable=trainable,
-                non_trainable=frozen,
-            )
-        )
+        rows.append(_row(keras_type, (width,), [layer], counts))
         previous = layer
     return rows
 
 
-def summary(model: MLPNet) -> str:
+def _row(
+    keras_type: str, shape: tuple[int, ...], modules: list[nn.Module], counts: dict[str, int]
+) -> LayerRow:
+    """A summary row named as Keras names layers (dense, dense_1, ...); `counts` is updated."""
+    # Keras's to_snake_case: LeakyReLU -> leaky_re_lu, MaxPooling2D -> max_pooling2d
+    snake = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", keras_type)
+    snake = re.sub(r"([a-z])([A-Z])", r"\1_\2", snake).lower()
+    seen = counts.get(snake, 0)
+    counts[snake] = seen + 1
+    trainable = sum(p.numel() for m in modules for p in m.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for m in modules for p in m.parameters() if not p.requires_grad)
+    frozen += sum(b.numel() for m in modules for b in m.buffers())
+    return LayerRow(
+        name=snake if seen == 0 else f"{snake}_{seen}",
+        type=keras_type,
+        shape=shape,
+        trainable=trainable,
+        non_trainable=frozen,
+    )
+
+
+_CNN_TYPES = {
+    "conv2d": "Conv2D",
+    "dense": "Dense",
+    "max_pool2d": "MaxPooling2D",
+    "average_pool2d": "AveragePooling2D",
+    "flatten": "Flatten",
+    "dropout": "Dropout",
+    "batch_norm": "BatchNormalization",
+    "activation": "Activation",
+    "leaky_relu": "LeakyReLU",
+}
+"""mnistlab layer tag -> the Keras class it stands for."""
+
+
+def _cnn_rows(model: CNNNet) -> list[LayerRow]:
+    """One row per layer of the spec, then the output Dense; a layer's activation is its own."""
+    counts: dict[str, int] = {}
+    tags = [layer.layer for layer in model.spec.layers] + ["dense"]
+    return [
+        _row(
+            _CNN_TYPES[tag],
+            model.shapes[i],
+            [m for m, k in zip(model.layers, model.keras_index, strict=True) if k == i],
+            counts,
+        )
+        for i, tag in enumerate(tags)
+    ]
+
+
+def summary(model: MLPNet | CNNNet) -> str:
     """The text Keras 3's `model.summary()` prints for the equivalent Sequential model.
 
     Parameters
@@ -109,7 +153,7 @@ def summary(model: MLPNet) -> str:
     for row in rows:
         table.add_row(
             rich.markup.escape(f"{row.name} ({row.type})"),
-            f"(None, {row.units})",
+            f"(None, {', '.join(map(str, row.shape))})",
             f"{row.params:,}",
         )
     trainable = sum(row.trainable for row in rows)
@@ -164,6 +208,6 @@ def _keras_type(layer: nn.Module) -> str:
     raise TypeError(f"no Keras layer for {type(layer).__name__}")
 
 
-def _bytes_per_value(model: MLPNet) -> int:
+def _bytes_per_value(model: MLPNet | CNNNet) -> int:
     """Bytes per stored value (4 for float32), as Keras sizes its weights."""
-    return model.dense_layers[0].kernel.element_size()
+    return next(model.parameters()).element_size()
