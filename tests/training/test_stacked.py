@@ -14,12 +14,12 @@ from mnistlab.training.loop import RunSeeds, evaluate, fit
 from mnistlab.training.optimizers import _SPECS as OPTIMIZER_SPECS
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.stacked import (
+    GEMM_BOUND,
     HYPERPARAMETERS,
     SHARED_OPTIMIZER_FIELDS,
     SHARED_TRAIN_FIELDS,
     evaluate_stack,
     fit_stack,
-    GEMM_BOUND,
     member_orders,
     stack_pays,
     training_conflicts,
