@@ -180,7 +180,13 @@ def run(
     study: Annotated[Path, typer.Argument(help="a study file")] = DEFAULT_STUDY,
     results: Results = Path("results"),
     fresh: Annotated[bool, typer.Option(help="discard this study's stored runs first")] = False,
-    jobs: Annotated[int, typer.Option(help="runs at once, in worker processes")] = 1,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            help="runs at once, in worker processes (default: one per core when every run "
+            "is a small dense model, else 1)"
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="print the plan, run nothing")] = False,
     stack: Annotated[
         bool, typer.Option(help="train same-architecture runs as one stacked model")
@@ -199,7 +205,7 @@ def run(
         if dry_run:
             _render_plan(plan_study(spec, results, data_dir))
             return
-        if jobs < 1:
+        if jobs is not None and jobs < 1:
             raise MnistlabError(f"--jobs: must be >= 1, got {jobs}")
         with StudyProgress(err) as progress:
             outcome = run_study(

@@ -213,3 +213,24 @@ def test_a_cnn_variant_runs_beside_stacked_mlps(tmp_path):
         cnn = [r for r in store.runs("tiny") if r.variant == "cnn"]
         assert [r.config["model"]["kind"] for r in cnn] == ["cnn", "cnn"]
         assert all(0.3 < r.metrics["test_accuracy"] <= 1 for r in cnn)  # chance is 0.1
+
+
+def _runs(extra: str) -> list:
+    spec, _ = study(extra)
+    return expand(spec, fingerprint_data)
+
+
+def test_auto_jobs_pools_small_dense_runs_only_when_there_is_enough_work():
+    from mnistlab.studies.runner import MIN_POOL_STEPS, auto_jobs, training_steps
+
+    cores = len(os.sched_getaffinity(0))
+    long_small = _runs("grid: {training.epochs: [40], training.batch_size: [1]}\nrepetitions: 2\n")
+    assert sum(training_steps(r) for r in long_small) >= MIN_POOL_STEPS
+    assert auto_jobs(long_small, None, "cpu") == (min(cores, 2) if cores > 1 else 1)
+    short_small = _runs("repetitions: 2\n")  # 2 epochs of batch 64: not worth two workers
+    assert sum(training_steps(r) for r in short_small) < MIN_POOL_STEPS
+    assert auto_jobs(short_small, None, "cpu") == 1
+    wide = _runs(
+        "grid: {model.hidden: [[2048]], training.epochs: [40], training.batch_size: [1024]}"
+    )
+    assert auto_jobs(wide * 40, None, "cpu") == 1  # its GEMMs want every core

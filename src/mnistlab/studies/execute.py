@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 import traceback
 import warnings
@@ -17,7 +18,7 @@ from torch import nn
 
 from mnistlab.data import Data, Dataset, DataSpec, data_fingerprint, make_splits, read_dataset
 from mnistlab.models import build_model
-from mnistlab.runtime import make_generator, select_device
+from mnistlab.runtime import default_threads, make_generator, select_device
 from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.history import History
@@ -85,6 +86,24 @@ _CACHE = _DataCache()  # per process: a worker reuses the data across its runs
 def fingerprint_data(spec: DataSpec, data_dir: Path | None = None) -> str:
     """The data fingerprint that enters a run's identity (reads and verifies the dataset)."""
     return data_fingerprint(_CACHE.dataset(spec, data_dir), spec)
+
+
+def one_thread_run(run: RunSpec, data_dir: Path | None = None) -> bool:
+    """Whether `fit` would train this run on one thread: a dense model whose largest GEMM is
+    small (`runtime.default_threads`), judged on the dataset's full input width."""
+    if run.config.model.kind != "mlp":
+        return False
+    dataset = _CACHE.dataset(run.config.data, data_dir)
+    net = build_model(run.config.model, dataset.image_shape, dataset.n_classes, make_generator(0))
+    return default_threads(net, run.config.training.batch_size) == 1
+
+
+def training_steps(run: RunSpec, data_dir: Path | None = None) -> int:
+    """At most how many optimiser steps the run takes: epochs × batches of the full training
+    set (subsets and validation splits make it fewer)."""
+    dataset = _CACHE.dataset(run.config.data, data_dir)
+    training = run.config.training
+    return training.epochs * math.ceil(len(dataset.x_train) / training.batch_size)
 
 
 def execute(

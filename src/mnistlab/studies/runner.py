@@ -12,11 +12,14 @@ from typing import Protocol
 from mnistlab.data import DataSpec
 from mnistlab.errors import MnistlabError
 from mnistlab.models.stacked import stack_conflicts
+from mnistlab.runtime import select_device
 from mnistlab.studies.execute import (
     EpochListener,
     RunTask,
     file_digest,
     fingerprint_data,
+    one_thread_run,
+    training_steps,
     weights_path,
 )
 from mnistlab.studies.executors import Executor, InProcessExecutor, LocalPoolExecutor
@@ -27,6 +30,9 @@ from mnistlab.studies.store import Store
 from mnistlab.training.stacked import training_conflicts
 
 DB_NAME = "mnistlab.db"
+MIN_POOL_STEPS = 50_000
+"""Training steps a study needs before `auto_jobs` starts worker processes: each worker
+takes ~2 s to start (a fresh interpreter importing torch); small steps take ~0.1 ms."""
 MAX_STACK = 32  # members per stack; larger stacks gain little once per-member work dominates
 
 
@@ -116,7 +122,7 @@ def run_study(
     results: Path,
     *,
     fresh: bool = False,
-    jobs: int = 1,
+    jobs: int | None = None,
     data_dir: Path | None = None,
     device: str = "auto",
     stack: bool = True,
@@ -126,7 +132,8 @@ def run_study(
     """Run every unfinished run of a study and store each result in one transaction.
 
     A killed study resumes: runs left `running` go back to `pending`, finished ones are
-    skipped. A diverged or failed run never stops the study. With `stack`, independent runs
+    skipped. A diverged or failed run never stops the study. `jobs` runs at once in worker
+    processes (None: `auto_jobs` decides). With `stack`, independent runs
     of one architecture train as one stacked model (each equal to its run alone), except
     runs that record training-time `captures` (default: what the study's analyses need,
     `mnistlab.analysis.captures_for`), which always train alone.
@@ -153,9 +160,10 @@ def run_study(
         runs = expand(spec, fingerprint)
         store.add_runs(runs)
         worker = f"{os.uname().nodename}:{os.getpid()}"
-        executor = _executor(jobs, listener, lambda run: store.mark_running(run.run_id, worker))
         outcome = Outcome(spec.name)
         todo = _unfinished(store, spec.name, runs)
+        jobs = jobs or auto_jobs(todo, data_dir, device)
+        executor = _executor(jobs, listener, lambda run: store.mark_running(run.run_id, worker))
         if listener is not None:
             listener.on_study_begin(spec.name, len(runs), len(runs) - len(todo))
         outcome.ran += _run(
@@ -170,6 +178,23 @@ def run_study(
             )
         outcome.counts = {k: n for k, n in store.counts(spec.name).items() if n}
     return outcome
+
+
+def auto_jobs(runs: Sequence[RunSpec], data_dir: Path | None, device: str) -> int:
+    """Runs at once when the user did not say: one per core when every run is a small dense
+    model that trains best on one thread (`runtime.default_threads`), else one on every core.
+
+    Two 1-thread workers finish such runs nearly twice as fast as one 2-thread process
+    (docs/performance.md); on a GPU, one process keeps the device.
+    """
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2 or len(runs) < 2 or select_device(device).type != "cpu":
+        return 1
+    if sum(training_steps(run, data_dir) for run in runs) < MIN_POOL_STEPS:
+        return 1  # starting the workers would cost more than they save
+    if all(one_thread_run(run, data_dir) for run in runs):
+        return min(cores, len(runs))
+    return 1
 
 
 def _executor(
