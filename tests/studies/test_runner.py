@@ -215,22 +215,31 @@ def test_a_cnn_variant_runs_beside_stacked_mlps(tmp_path):
         assert all(0.3 < r.metrics["test_accuracy"] <= 1 for r in cnn)  # chance is 0.1
 
 
-def _runs(extra: str) -> list:
+def _tasks(extra: str) -> list[RunTask]:
     spec, _ = study(extra)
-    return expand(spec, fingerprint_data)
+    return [RunTask((run,), Path("results")) for run in expand(spec, fingerprint_data)]
 
 
 def test_auto_jobs_pools_small_dense_runs_only_when_there_is_enough_work():
+    from dataclasses import replace
+
     from mnistlab.studies.runner import MIN_POOL_STEPS, auto_jobs, training_steps
 
+    def steps(tasks):
+        return sum(training_steps(t.runs[0]) for t in tasks)
+
     cores = len(os.sched_getaffinity(0))
-    long_small = _runs("grid: {training.epochs: [40], training.batch_size: [1]}\nrepetitions: 2\n")
-    assert sum(training_steps(r) for r in long_small) >= MIN_POOL_STEPS
+    long_small = _tasks("grid: {training.epochs: [40], training.batch_size: [1]}\nrepetitions: 2\n")
+    assert steps(long_small) >= MIN_POOL_STEPS
     assert auto_jobs(long_small, None, "cpu") == (min(cores, 2) if cores > 1 else 1)
-    short_small = _runs("repetitions: 2\n")  # 2 epochs of batch 64: not worth two workers
-    assert sum(training_steps(r) for r in short_small) < MIN_POOL_STEPS
+    stacked = [replace(long_small[0], runs=tuple(t.runs[0] for t in long_small), stacked=True)]
+    assert auto_jobs(stacked * 2, None, "cpu") == 1  # stacks keep every core
+    short_small = _tasks("repetitions: 2\n")  # 2 epochs of batch 64: not worth two workers
+    assert steps(short_small) < MIN_POOL_STEPS
     assert auto_jobs(short_small, None, "cpu") == 1
-    wide = _runs(
-        "grid: {model.hidden: [[2048]], training.epochs: [40], training.batch_size: [1024]}"
+    wide = _tasks(
+        "grid: {model.hidden: [[2048, 2048]], training.epochs: [40], training.batch_size: [1]}\n"
+        "repetitions: 2\n"
     )
-    assert auto_jobs(wide * 40, None, "cpu") == 1  # its GEMMs want every core
+    assert steps(wide) >= MIN_POOL_STEPS
+    assert auto_jobs(wide, None, "cpu") == 1  # a 2048x2048 GEMM per step wants every core

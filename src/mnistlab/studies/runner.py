@@ -162,8 +162,11 @@ def run_study(
         worker = f"{os.uname().nodename}:{os.getpid()}"
         outcome = Outcome(spec.name)
         todo = _unfinished(store, spec.name, runs)
-        jobs = jobs or auto_jobs(todo, data_dir, device)
-        executor = _executor(jobs, listener, lambda run: store.mark_running(run.run_id, worker))
+
+        def executor(tasks: Sequence[RunTask]) -> Executor:
+            count = jobs or auto_jobs(tasks, data_dir, device)
+            return _executor(count, listener, lambda run: store.mark_running(run.run_id, worker))
+
         if listener is not None:
             listener.on_study_begin(spec.name, len(runs), len(runs) - len(todo))
         outcome.ran += _run(
@@ -180,16 +183,20 @@ def run_study(
     return outcome
 
 
-def auto_jobs(runs: Sequence[RunSpec], data_dir: Path | None, device: str) -> int:
-    """Runs at once when the user did not say: one per core when every run is a small dense
-    model that trains best on one thread (`runtime.default_threads`), else one on every core.
+def auto_jobs(tasks: Sequence[RunTask], data_dir: Path | None, device: str) -> int:
+    """Tasks at once when the user did not say: one per core when every task is one run of a
+    small dense model that trains best on one thread (`runtime.default_threads`), else one.
 
-    Two 1-thread workers finish such runs nearly twice as fast as one 2-thread process
-    (docs/performance.md); on a GPU, one process keeps the device.
+    Two 1-thread workers finish such runs faster than one 2-thread process
+    (docs/performance.md); stacks and chains keep every core; on a GPU, one process keeps
+    the device.
     """
     cores = len(os.sched_getaffinity(0))
-    if cores < 2 or len(runs) < 2 or select_device(device).type != "cpu":
+    if cores < 2 or len(tasks) < 2 or select_device(device).type != "cpu":
         return 1
+    if any(task.stacked or len(task.runs) > 1 for task in tasks):
+        return 1
+    runs = [task.runs[0] for task in tasks]
     if sum(training_steps(run, data_dir) for run in runs) < MIN_POOL_STEPS:
         return 1  # starting the workers would cost more than they save
     if all(one_thread_run(run, data_dir) for run in runs):
@@ -214,7 +221,7 @@ def _unfinished(store: Store, study: str, runs: Sequence[RunSpec]) -> list[RunSp
 
 def _run(
     store: Store,
-    executor: Executor,
+    executor_for: Callable[[Sequence[RunTask]], Executor],
     todo: list[RunSpec],
     every: Sequence[RunSpec],
     results: Path,
@@ -236,6 +243,7 @@ def _run(
     for result in blocked:
         _store_result(store, result, results, listener)
         finished += 1
+    executor = executor_for(tasks)
     if isinstance(executor, LocalPoolExecutor):  # its workers cannot tell when they start
         worker = f"pool of {executor.jobs} in {os.getpid()}"
         for task in tasks:
