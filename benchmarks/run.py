@@ -49,8 +49,8 @@ from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.models.stacked import stack_conflicts
 from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.studies.expand import expand
-from mnistlab.studies.runner import MAX_STACK
-from mnistlab.studies.spec import RepetitionsSpec, load_study
+from mnistlab.studies.runner import MAX_STACK, open_store, run_study
+from mnistlab.studies.spec import RepetitionsSpec, StudySpec, load_study
 from mnistlab.training.loop import RunSeeds, evaluate, fit
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.stacked import fit_stack, stack_pays, training_conflicts
@@ -558,6 +558,9 @@ def workload_ab(
         jobs.append(keras_job(w, "keras steps_per_execution=100", epochs, steps_per_execution=100))
     results += measure(keras_results, keras, w.key, jobs)
     results.append(measure(run_sklearn, data, w, epochs))
+    if w.key == "b":
+        for jobs, stack in ((1, False), (None, False), (None, True)):
+            results.append(measure(run_small_study, data, w, epochs, jobs, stack))
     for r in results:
         r.flops = train_flops(w.dims, len(data.train.x))
     return results
@@ -568,6 +571,42 @@ def other_threads(w: Workload) -> int:
     model_spec, _ = mnistlab_specs(w, 1)
     net = build_mlp(model_spec, INPUT_DIM, CLASSES, make_generator(0))
     return THREADS if default_threads(net, w.batch_size) == 1 else 1
+
+
+POOL_RUNS = 4  # (b) as a study: repetitions of its model, for the workers-versus-threads rows
+
+
+def run_small_study(data: Any, w: Workload, epochs: int, jobs: int | None, stack: bool) -> Result:
+    """`run_study` of POOL_RUNS repetitions of the workload's model: wall time per run-epoch.
+
+    Shows what `auto_jobs` buys for small models (1-thread workers) against one process on
+    every core, and what stacking them does instead; data loading and worker start-up are
+    inside the time, as a user waits for them.
+    """
+    model_spec, train_spec = mnistlab_specs(w, epochs)
+    spec = StudySpec(
+        name=f"bench-{w.key}",
+        data=DataSpec(dataset="mnist"),
+        model=model_spec,
+        training=train_spec,
+        repetitions=POOL_RUNS,
+    )
+    with tempfile.TemporaryDirectory(prefix="mnistlab-bench-study-") as tmp:
+        started = time.perf_counter()
+        run_study(spec, "benchmark", Path(tmp), jobs=jobs, stack=stack, captures=())
+        wall = time.perf_counter() - started
+        with open_store(Path(tmp)) as store:
+            accs = [r.metrics["test_accuracy"] for r in store.runs(spec.name)]
+    how = "default" if stack else ("--no-stack" if jobs is None else f"--jobs {jobs} --no-stack")
+    configure_threads(THREADS)
+    return Result(
+        w.key,
+        f"mnistlab run {POOL_RUNS} runs, {how}",
+        [wall / (POOL_RUNS * epochs)],
+        statistics.mean(accs),
+        note=f"s per run-epoch, wall incl. start-up; {POOL_RUNS} runs x {epochs} epochs",
+        warmup=0,
+    )
 
 
 def run_stack(data: Any, w: Workload, epochs: int, members: int) -> Result:
