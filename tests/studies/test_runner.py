@@ -243,3 +243,18 @@ def test_auto_jobs_pools_small_dense_runs_only_when_there_is_enough_work():
     )
     assert steps(wide) >= MIN_POOL_STEPS
     assert auto_jobs(wide, None, "cpu") == 1  # a 2048x2048 GEMM per step wants every core
+
+
+def test_a_stack_feeds_the_progress_display_with_its_longest_member(tmp_path):
+    spec, _ = study("grid: {training.epochs: [2, 3]}\n")
+    runs = tuple(expand(spec, fingerprint_data))
+    seen = []
+    results = list(
+        execute(
+            RunTask(runs, tmp_path, stacked=True),
+            on_epoch=lambda run, epoch, epochs, logs: seen.append((run.run_id, epoch, epochs)),
+        )
+    )
+    assert [r.status for r in results] == ["done", "done"]
+    longest = next(r for r in runs if r.config.training.epochs == 3)
+    assert seen == [(longest.run_id, e, 3) for e in range(3)]

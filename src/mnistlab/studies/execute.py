@@ -118,7 +118,7 @@ def execute(
     as failed with that reason.
     """
     if task.stacked:
-        yield from _execute_stack(task, on_start)
+        yield from _execute_stack(task, on_epoch, on_start)
         return
     device = select_device(task.device)
     previous: nn.Module | None = None
@@ -148,7 +148,9 @@ def execute(
 
 
 def _execute_stack(
-    task: RunTask, on_start: Callable[[RunSpec], None] | None
+    task: RunTask,
+    on_epoch: EpochListener | None,
+    on_start: Callable[[RunSpec], None] | None,
 ) -> Iterator[RunResult]:
     """Train the task's runs as one stack; one by one where that is faster or the stack fails."""
     runs = task.runs
@@ -170,6 +172,7 @@ def _execute_stack(
             val=data.val,
             seeds=[r.seed for r in runs],
             threads=task.threads,
+            callbacks=_stack_feed(runs, on_epoch),
         )
     except Exception as exc:  # the single-run path reports each run's own failure precisely
         warnings.warn(
@@ -183,6 +186,14 @@ def _execute_stack(
     seconds = (time.perf_counter() - started) / len(runs)  # the stack's time, shared evenly
     for run, net, history in zip(runs, nets, histories, strict=True):
         yield _result(run, net, data, history, task, seconds)
+
+
+def _stack_feed(runs: tuple[RunSpec, ...], on_epoch: EpochListener | None) -> list[list[Callback]]:
+    """The progress display follows the stack's longest-training member (one bar per stack)."""
+    if on_epoch is None:
+        return []
+    longest = max(range(len(runs)), key=lambda m: runs[m].config.training.epochs)
+    return [[_EpochFeed(run, on_epoch)] if m == longest else [] for m, run in enumerate(runs)]
 
 
 def _parent_state(

@@ -33,7 +33,7 @@ from mnistlab.models.stacked import (
     stack_models,
 )
 from mnistlab.runtime import configure_threads, make_generator
-from mnistlab.training.callbacks import Events, callbacks_from_spec
+from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
 from mnistlab.training.history import History
 from mnistlab.training.lean import lean_supported
 from mnistlab.training.loop import (
@@ -420,6 +420,7 @@ def fit_stack(
     val: Split | None = None,
     seeds: Sequence[int],
     threads: int | None = None,
+    callbacks: Sequence[Sequence[Callback]] = (),
 ) -> list[History]:
     """Train M nets as one stack, each as `fit(nets[m], train, specs[m], seed=seeds[m])`.
 
@@ -435,6 +436,7 @@ def fit_stack(
         may differ.
     seeds : M run seeds: each fixes its member's shuffling and dropout masks.
     threads : torch intra-op threads; default every core this process may use.
+    callbacks : per member, extra listeners called after its spec's own (empty: none).
 
     Returns
     -------
@@ -469,7 +471,12 @@ def fit_stack(
                 seed=seed,
                 shuffle_generator=make_generator(r.shuffle),
             ),
-            events=Events(callbacks_from_spec(spec.early_stopping, spec.checkpoint)),
+            events=Events(
+                [
+                    *callbacks_from_spec(spec.early_stopping, spec.checkpoint),
+                    *(callbacks[m] if callbacks else ()),
+                ]
+            ),
             threshold=spec.divergence_threshold or math.inf,
         )
         for m, (spec, seed, r) in enumerate(zip(specs, seeds, run_seeds, strict=True))
