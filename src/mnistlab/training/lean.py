@@ -1,4 +1,4 @@
-"""The lean engine: a hand-written forward/backward for small MLPs under SGD, without autograd.
+"""The lean engine: a hand-written forward/backward for dense MLPs, without autograd.
 
 For a 784-30-10 network at batch 10 the time of a step is almost all per-operation
 overhead, and autograd's graph, its Parameter dispatch and the optimiser's bookkeeping are
@@ -6,7 +6,8 @@ most of it. `train_epoch_lean` does what `loop._train_epoch` does, step for step
 
 - the same batches (the same `randperm`), the same learning rate from the schedule, the
   same dropout masks (the same `torch.rand` draws from the model's generator, in the same
-  order), the same Keras SGD rule (`sgd_update`) on the optimiser's own state;
+  order), the same Keras update: plain SGD through `sgd_update` on the optimiser's own
+  state, any other optimiser (or clipping) through the optimiser's own `step`;
 - the gradients by hand: dlogits = (softmax − onehot)/B, dW = aᵀ·δ, db = Σ δ, δ ← δ·Wᵀ ⊙ f′
   (no gradient for the input), written into buffers that are the parameters' `.grad`, so a
   callback sees what it would see under autograd;
@@ -30,7 +31,7 @@ from torch import Tensor, nn
 from mnistlab.models.layers import Activation, Dense, Dropout
 from mnistlab.models.mlp import MLPNet
 from mnistlab.models.spec import ActivationSpec
-from mnistlab.training.optimizers import SGDSpec, sgd_update
+from mnistlab.training.optimizers import SGD, sgd_update
 from mnistlab.training.spec import TrainSpec
 
 if TYPE_CHECKING:
@@ -68,11 +69,6 @@ def lean_unsupported(model: nn.Module, spec: TrainSpec, train: Split | None = No
             return f"activation {layer.spec.name!r}"
     if any(not p.requires_grad for p in model.parameters()):
         return "frozen parameters"
-    optimizer = spec.optimizer
-    if not isinstance(optimizer, SGDSpec):
-        return f"optimizer {optimizer.name!r} (SGD only)"
-    if optimizer.clipnorm or optimizer.clipvalue or optimizer.global_clipnorm:
-        return "gradient clipping"
     if not spec.is_classification:
         return f"loss {spec.loss!r} (cross-entropy only)"
     if spec.clip_probabilities and model.spec.output == "softmax":
@@ -90,8 +86,8 @@ def lean_supported(model: nn.Module, spec: TrainSpec, train: Split | None = None
 
     Supported: an `MLPNet` without batch normalisation, hidden activations linear, sigmoid,
     tanh, relu, leaky_relu or elu, any dropout, softmax or linear output, cross-entropy
-    from the logits (mean over the batch), L1/L2 penalties, SGD with or without
-    (Nesterov) momentum, any schedule, no gradient clipping.
+    from the logits (mean over the batch), L1/L2 penalties, every Keras optimiser and
+    clipping option, any schedule.
     """
     return lean_unsupported(model, spec, train) is None
 
@@ -130,7 +126,7 @@ class _Layer:
 
 
 class _LeanNet:
-    """An `MLPNet` and its SGD optimiser as one no-autograd training step."""
+    """An `MLPNet` and its Keras optimiser as one no-autograd training step."""
 
     def __init__(self, model: MLPNet, optimizer: torch.optim.Optimizer, batch: int) -> None:
         self.input_dropout: Dropout | None = None
@@ -150,14 +146,20 @@ class _LeanNet:
                     self.layers[-1].dropout = layer
                 else:
                     self.input_dropout = layer
-        group = optimizer.param_groups[0]  # make_optimizer builds one group
-        self.momentum, self.nesterov = group["momentum"], group["nesterov"]
+        self.optimizer = optimizer
+        self.groups = optimizer.param_groups  # make_optimizer builds one group
+        group = self.groups[0]
+        # plain SGD without clipping updates right here, on the fewest kernels; any other
+        # Keras optimiser reads the gradients from .grad in its own `step`
+        self.sgd = isinstance(optimizer, SGD) and not any(optimizer.clip.values())
         self.updates: list[tuple[Tensor, Tensor, Tensor | None]] = []
-        for p in group["params"]:
-            state = optimizer.state[p]
-            if not state:
-                state.update(optimizer._init_state(p, group))
-            self.updates.append((p.detach(), p.grad, state.get("momentum")))
+        if self.sgd:
+            self.momentum, self.nesterov = group["momentum"], group["nesterov"]
+            for p in group["params"]:
+                state = optimizer.state[p]
+                if not state:
+                    state.update(optimizer._init_state(p, group))
+                self.updates.append((p.detach(), p.grad, state.get("momentum")))
         # (weight, its gradient, regulariser) in MLPNet.penalty's order
         self.penalties = [
             (getattr(model.layers[i], name).detach(), getattr(model.layers[i], name).grad, reg)
@@ -166,7 +168,7 @@ class _LeanNet:
         self.minus_one = torch.full((batch, 1), -1.0, device=self.layers[0].kernel.device)
 
     def step(self, x: Tensor, y: Tensor, lr: float, predicted: Tensor) -> Tensor:
-        """One SGD step on the batch (x, y); writes the arg-max classes, returns the loss.
+        """One training step on the batch (x, y); writes the arg-max classes, returns the loss.
 
         Parameters
         ----------
@@ -212,8 +214,13 @@ class _LeanNet:
                 g.add_(w.sign(), alpha=reg.l1)
             if reg.l2 > 0:
                 g.add_(w, alpha=2.0 * reg.l2)
-        for w, g, velocity in self.updates:
-            sgd_update(w, g, velocity, lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+        if self.sgd:
+            for w, g, velocity in self.updates:
+                sgd_update(w, g, velocity, lr=lr, momentum=self.momentum, nesterov=self.nesterov)
+            for group in self.groups:
+                group["step"] += 1  # as KerasOptimizer.step counts
+        else:
+            self.optimizer.step()
         return loss
 
     def _penalty(self) -> Tensor:
@@ -315,8 +322,6 @@ def train_epoch_lean(
         else:
             xb, yb = x.index_select(0, rows[i]), y.index_select(0, rows[i])
         losses[i] = net.step(xb, yb, lr, predicted[i])
-        for group in groups:
-            group["step"] += 1  # as KerasOptimizer.step
         run.step += 1
         events.on_step_end(run)
         if i + 1 - checked == DIVERGENCE_CHECK_STEPS:
