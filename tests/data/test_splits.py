@@ -9,6 +9,7 @@ from mnistlab.data.spec import (
     SubsetBalanced,
     SubsetHead,
     SubsetRandom,
+    ValidationFold,
     ValidationFraction,
     ValidationHead,
     ValidationNone,
@@ -127,3 +128,30 @@ def test_fold_index_out_of_range_names_the_field() -> None:
 
     with pytest.raises(SpecError, match="index must be < folds"):
         parse_spec(ValidationFold, {"folds": 3, "index": 3})
+
+
+def test_stratified_folds_are_sklearn_stratified_kfold() -> None:
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.random.default_rng(0).integers(0, 3, 40)
+    expected = list(StratifiedKFold(4).split(np.zeros(40), y))
+    for index, (train, val) in enumerate(expected):
+        fold = ValidationFold(folds=4, index=index, stratified=True)
+        got_train, got_val = validation_rows(fold, 40, y)
+        np.testing.assert_array_equal(got_train, train)
+        np.testing.assert_array_equal(got_val, val)
+
+
+def test_stratified_folds_need_enough_rows_of_every_class() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1, 2])
+    with pytest.raises(SpecError, match="the smallest class has 1"):
+        validation_rows(ValidationFold(folds=2, index=0, stratified=True), 7, y)
+
+
+def test_random_subset_with_replacement_repeats_rows() -> None:
+    y = np.zeros(50, dtype=np.int64)
+    rows = subset_rows(SubsetRandom(n=50, seed=1, replace=True), y)
+    assert len(rows) == 50
+    assert len(np.unique(rows)) < 50  # 50 draws of 50 rows: repeats are all but certain
+    assert np.all(np.diff(rows) >= 0)
+    np.testing.assert_array_equal(rows, subset_rows(SubsetRandom(n=50, seed=1, replace=True), y))

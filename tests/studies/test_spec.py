@@ -174,7 +174,7 @@ def test_variant_name_used_twice():
 def test_a_grid_value_that_makes_a_run_invalid_names_the_entry_and_field():
     assert _error("name: a\ngrid:\n  model.dropout: [0.5,\n    1.5]\n") == (
         "s.yaml: line 4: grid.model.dropout[1]: gives an invalid run: "
-        "model.mlp.dropout: Input should be less than 1, got 1.5"
+        "model.dropout: Input should be less than 1, got 1.5"
     )
 
 
@@ -197,7 +197,7 @@ def test_a_variant_value_that_makes_a_run_invalid_names_the_variant():
 def test_a_grid_value_that_breaks_a_per_layer_default():
     text = "name: a\nmodel: {dropout: [0.1]}\ngrid:\n  model.hidden: [[1], [1, 2]]\n"
     assert _error(text) == (
-        "s.yaml: line 4: grid.model.hidden[1]: gives an invalid run: model.mlp.dropout: "
+        "s.yaml: line 4: grid.model.hidden[1]: gives an invalid run: model.dropout: "
         "needs one entry per hidden layer: 1 given for 2 hidden layers [1, 2]"
     )
 

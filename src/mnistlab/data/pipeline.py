@@ -124,7 +124,7 @@ def make_splits(dataset: Dataset, spec: DataSpec, device: torch.device | str = "
     if isinstance(spec.validation, ValidationOnTest) and not has_test:
         raise SpecError(f"validation: kind 'test' needs a test split, {dataset.name} has none")
     train_rows = subset_rows(spec.train_subset, dataset.y_train, "train_subset")
-    fit, val = validation_rows(spec.validation, len(train_rows))
+    fit, val = validation_rows(spec.validation, len(train_rows), dataset.y_train[train_rows])
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {
         "train": (dataset.x_train[train_rows[fit]], dataset.y_train[train_rows[fit]])
     }

@@ -27,11 +27,15 @@ class SubsetBalanced(Spec):
 
 
 class SubsetRandom(Spec):
-    """`n` rows drawn without replacement with `seed`, kept in their original order."""
+    """`n` rows drawn with `seed`, kept in their original order.
+
+    Without replacement unless `replace` (the coursework's draw: rows may repeat).
+    """
 
     kind: Literal["random"] = "random"
     n: PositiveInt  # rows
     seed: NonNegativeInt = 0
+    replace: bool = False  # True: drawn with replacement, as the coursework did
 
 
 class SubsetHead(Spec):
@@ -98,12 +102,15 @@ class ValidationFold(Spec):
     """Fold `index` of `folds` contiguous, unshuffled folds is the validation data.
 
     As scikit-learn's KFold(shuffle=False), which GridSearchCV used on one-hot targets: the
-    first n % folds folds hold one row more; training keeps the other rows, in order.
+    first n % folds folds hold one row more; training keeps the other rows, in order. With
+    `stratified`, as StratifiedKFold(shuffle=False), which GridSearchCV uses for a classifier
+    given class ids (scikit-learn's estimators).
     """
 
     kind: Literal["fold"] = "fold"
     folds: int = Field(ge=2)
     index: NonNegativeInt
+    stratified: bool = False
 
     @model_validator(mode="after")
     def _index_in_range(self) -> ValidationFold:

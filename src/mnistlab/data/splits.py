@@ -64,6 +64,8 @@ def subset_rows(
                 )
             parts.append(rows[: subset.per_class])
         return np.sort(np.concatenate(parts)) if parts else np.arange(0)
+    if isinstance(subset, SubsetRandom) and subset.replace:
+        return np.sort(np.random.default_rng(subset.seed).integers(0, n, subset.n))
     if subset.n > n:
         raise SpecError(f"{field}.n: {subset.n} rows asked of a source of {n}")
     if isinstance(subset, SubsetHead):
@@ -72,7 +74,9 @@ def subset_rows(
     return np.sort(np.random.default_rng(subset.seed).permutation(n)[: subset.n])
 
 
-def validation_rows(validation: ValidationSpec, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+def validation_rows(
+    validation: ValidationSpec, n: int, y: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Split `n` training rows into rows kept for training and validation rows.
 
     Parameters
@@ -81,6 +85,8 @@ def validation_rows(validation: ValidationSpec, n: int) -> tuple[np.ndarray, np.
         none, fraction (Keras's validation_split), head, tail, test, random or fold.
     n : int
         Training rows (after `train_subset`).
+    y : np.ndarray of shape (n,), optional
+        Their labels; stratified folds need them.
 
     Returns
     -------
@@ -118,6 +124,8 @@ def validation_rows(validation: ValidationSpec, n: int) -> tuple[np.ndarray, np.
             raise SpecError(
                 f"validation.folds: {validation.folds} folds need >= that many rows, got {n}"
             )
+        if validation.stratified:
+            return _stratified_fold(validation, everything, y)
         sizes = np.full(validation.folds, n // validation.folds)
         sizes[: n % validation.folds] += 1
         start = int(sizes[: validation.index].sum())
@@ -134,3 +142,23 @@ def validation_rows(validation: ValidationSpec, n: int) -> tuple[np.ndarray, np.
         raise SpecError(f"{field} validation rows; need between 1 and {n - 1}")
     perm = np.random.default_rng(validation.seed).permutation(n)
     return np.sort(perm[size:]), np.sort(perm[:size])
+
+
+def _stratified_fold(
+    validation: ValidationFold, rows: np.ndarray, y: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold `index` of scikit-learn's StratifiedKFold(folds, shuffle=False) over the rows."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if y is None:
+        raise SpecError("validation.stratified: stratified folds need the labels")
+    present = np.bincount(y)
+    smallest = int(present[present > 0].min()) if present.any() else 0
+    if smallest < validation.folds:
+        raise SpecError(
+            f"validation.folds: {validation.folds} stratified folds need >= {validation.folds} "
+            f"rows of every class, the smallest class has {smallest}"
+        )
+    folds = StratifiedKFold(validation.folds).split(np.zeros(len(rows)), y)
+    train, val = list(folds)[validation.index]
+    return rows[train], rows[val]

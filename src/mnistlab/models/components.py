@@ -8,7 +8,7 @@ tuple with one value per layer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -255,20 +255,44 @@ def _drop_route_tag(value: Any, handler: Callable[[Any], Any]) -> Any:
     try:
         return handler(value)
     except ValidationError as exc:
+        raise _relocated(exc, _untagged) from None
+
+
+def _relocated(
+    exc: ValidationError, untag: Callable[[tuple[str | int, ...]], tuple[str | int, ...]]
+) -> ValidationError:
+    """The same errors with each `loc` passed through `untag` (itself when pydantic refuses)."""
+    try:
+        details = [
+            InitErrorDetails(
+                type=err["type"],
+                loc=untag(err["loc"]),
+                input=err["input"],
+                **({"ctx": err["ctx"]} if "ctx" in err else {}),
+            )
+            for err in exc.errors(include_url=False)
+        ]
+        return ValidationError.from_exception_data(exc.title, details)
+    except (KeyError, TypeError, ValueError):  # an error type pydantic cannot rebuild
+        return exc
+
+
+def drop_tags(tags: Sequence[str]) -> Callable[[Any, Callable[[Any], Any]], Any]:
+    """A wrap validator reporting `model.hidden`, not `model.mlp.hidden`: leading `tags` go."""
+    known = frozenset(tags)
+
+    def untag(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+        while loc[:1] and loc[0] in known:
+            loc = loc[1:]
+        return loc
+
+    def wrap(value: Any, handler: Callable[[Any], Any]) -> Any:
         try:
-            details = [
-                InitErrorDetails(
-                    type=err["type"],
-                    loc=_untagged(err["loc"]),
-                    input=err["input"],
-                    **({"ctx": err["ctx"]} if "ctx" in err else {}),
-                )
-                for err in exc.errors(include_url=False)
-            ]
-            rebuilt = ValidationError.from_exception_data(exc.title, details)
-        except (KeyError, TypeError, ValueError):  # an error type pydantic cannot rebuild
-            raise exc from None
-        raise rebuilt from None
+            return handler(value)
+        except ValidationError as exc:
+            raise _relocated(exc, untag) from None
+
+    return wrap
 
 
 def _untagged(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

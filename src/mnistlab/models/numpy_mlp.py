@@ -22,11 +22,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import Field, PositiveInt
 
+from mnistlab.models.classic import NumpySpec
 from mnistlab.models.initializers import initialize
-from mnistlab.models.spec import GlorotUniform, InitializerSpec, Zeros
-from mnistlab.spec import Spec
 
 HiddenActivation = Literal["sigmoid", "relu", "tanh"]
 OutputActivation = Literal["softmax", "linear"]
@@ -35,28 +33,6 @@ Reduction = Literal["mean", "sum"]
 
 # d loss / d output for the squared errors, as a factor of (ŷ − y): Σ(ŷ−y)² -> 2, ½Σ -> 1
 _SQUARED_FACTOR = {"sse": 2.0, "half_sse": 1.0}
-
-
-class NumpySpec(Spec):
-    """A study model trained by the NumPy engine (`kind: numpy`).
-
-    Trains with the study's `training` spec: SGD (learning rate, momentum; no Nesterov),
-    `epochs`, `batch_size`, `shuffle`; loss categorical / sparse cross-entropy or mse.
-    """
-
-    kind: Literal["numpy"] = "numpy"
-    hidden: tuple[PositiveInt, ...] = Field(
-        (100,), description="units of each hidden layer; empty = softmax regression"
-    )
-    activation: HiddenActivation = "sigmoid"
-    output: OutputActivation = "softmax"
-    kernel_initializer: InitializerSpec = Field(
-        GlorotUniform(), description="every kernel, output included (coursework: N(0, 1))"
-    )
-    bias_initializer: InitializerSpec = Zeros()
-    dtype: Literal["float32", "float64"] = Field(
-        "float64", description="the engine's arithmetic; float64 for gradient checks"
-    )
 
 
 @dataclass
@@ -274,13 +250,14 @@ class NumpyMLP:
         learning_rate: float = 0.01,
         momentum: float = 0.0,
         shuffle: bool = True,
-        seed: int = 0,
+        seed: int | np.random.Generator = 0,
     ) -> NumpyMLP:
         """Mini-batch gradient descent over `epochs` passes of (x, y); returns self.
 
         Batches are consecutive slices of a permutation drawn afresh each epoch from
-        `np.random.default_rng(seed)` (in order when `shuffle` is False); the last batch
-        may be smaller. `loss_curve_` and `accuracy_curve_` get one value per epoch.
+        `np.random.default_rng(seed)` (pass a Generator to continue its stream across calls;
+        in order when `shuffle` is False); the last batch may be smaller. `loss_curve_` and
+        `accuracy_curve_` get one value per epoch.
         """
         rng = np.random.default_rng(seed)
         n = len(x)

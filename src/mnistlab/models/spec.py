@@ -17,9 +17,11 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationInfo,
+    WrapValidator,
     field_validator,
 )
 
+from mnistlab.models.classic import ESTIMATOR_NAMES, NumpySpec, SklearnSpec
 from mnistlab.models.cnn_spec import CNNSpec
 from mnistlab.models.components import (
     ELU,
@@ -48,6 +50,7 @@ from mnistlab.models.components import (
     Tanh,
     TruncatedNormal,
     Zeros,
+    drop_tags,
 )
 from mnistlab.spec import Spec
 
@@ -212,8 +215,11 @@ def _default_kind(value: Any) -> Any:
     return value
 
 
+_TAGS = ("mlp", "cnn", "numpy", "sklearn", *ESTIMATOR_NAMES)  # union tags, left out of error paths
+
 ModelSpec = Annotated[
-    Annotated[MLPSpec | CNNSpec, Field(discriminator="kind")],
+    Annotated[MLPSpec | CNNSpec | NumpySpec | SklearnSpec, Field(discriminator="kind")],
     BeforeValidator(_default_kind),
+    WrapValidator(drop_tags(_TAGS)),
 ]
 """A model of any kind, told apart by `kind` ("mlp" when absent)."""

@@ -21,10 +21,13 @@ from mnistlab.models import build_model
 from mnistlab.runtime import default_threads, make_generator, select_device
 from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.training.callbacks import Callback, save_weights
+from mnistlab.training.classic import as_tensors, fit_numpy, fit_sklearn
 from mnistlab.training.history import History
 from mnistlab.training.loop import RunSeeds, evaluate, fit
 from mnistlab.training.probes import make_probes, probe_arrays
 from mnistlab.training.stacked import fit_stack, stack_pays
+
+CLASSIC_KINDS = frozenset({"sklearn", "numpy"})  # fitted outside the torch loop
 
 EpochListener = Callable[[RunSpec, int, int, dict[str, float]], None]
 """Called after each epoch with (run, epoch, epochs, logs): the progress display's feed."""
@@ -131,8 +134,11 @@ def execute(
         started = time.perf_counter()
         try:
             data = _CACHE.get(run.config.data, task.data_dir, device)
-            parent_state = _parent_state(task, position, previous)
-            net, result = _train(run, data, task, parent_state, on_epoch)
+            if run.config.model.kind in CLASSIC_KINDS:
+                net, result = None, _train_classic(run, data, task)
+            else:
+                parent_state = _parent_state(task, position, previous)
+                net, result = _train(run, data, task, parent_state, on_epoch)
         except Exception:  # a failed run must never stop the study: record it
             previous = None
             yield RunResult(
@@ -249,6 +255,36 @@ def _train(
         np.savez_compressed(path, **probe_arrays(probes))
         result.artifacts["captures"] = str(path)
     return net, result
+
+
+def predictions_path(results: Path, study: str, run_id: str) -> Path:
+    """Where a classic model's class scores live: `<results>/<study>/runs/<run_id>.scores.npz`."""
+    return results / study / "runs" / f"{run_id}.scores.npz"
+
+
+def _train_classic(run: RunSpec, data: Data, task: RunTask) -> RunResult:
+    """Fit a scikit-learn or NumPy model; store its scores (and the NumPy net's weights)."""
+    model = run.config.model
+    evaluate_test = run.role != "cv-fold"  # a fold is scored on its held-out rows only
+    if model.kind == "numpy":
+        outcome = fit_numpy(model, run.config.training, data, run.seed, evaluate_test=evaluate_test)
+    else:
+        outcome = fit_sklearn(model, data, run.seed, evaluate_test=evaluate_test)
+    artifacts = {}
+    if outcome.weights is not None:
+        path = weights_path(task.results, run.study, run.run_id)
+        save_weights(as_tensors(outcome.weights), path)
+        artifacts["weights"] = str(path)
+    if run.role != "cv-fold":
+        path = predictions_path(task.results, run.study, run.run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {f"scores_{k}": v for k, v in outcome.scores.items()}
+        arrays.update({f"labels_{k}": v for k, v in outcome.labels.items()})
+        np.savez_compressed(path, source=np.array(outcome.score_source), **arrays)
+        artifacts["scores"] = str(path)
+    return RunResult(
+        run.run_id, "done", metrics=outcome.metrics, history=outcome.history, artifacts=artifacts
+    )
 
 
 def _build(run: RunSpec, data: Data) -> nn.Module:

@@ -451,9 +451,10 @@ def _plan(spec: StudySpec) -> _Plan:
         for setting in _points(cv.grid, ("cross_validation", "grid")):
             entries = c.variant.sets + c.point + setting
             for index in range(cv.folds):
-                config = resolve(
-                    c.variant, entries, {"kind": "fold", "folds": cv.folds, "index": index}
-                )
+                fold = {"kind": "fold", "folds": cv.folds, "index": index}
+                if cv.stratified:
+                    fold["stratified"] = True
+                config = resolve(c.variant, entries, fold)
                 if config is None:
                     break
                 named = _describe(c.variant.name, c.point + setting) or "the study's run"

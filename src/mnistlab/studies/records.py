@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import model_validator
+
 from mnistlab.data import DataSpec
 from mnistlab.models import MLPSpec, ModelSpec
 from mnistlab.spec import Spec
@@ -21,6 +23,16 @@ class RunConfig(Spec):
     data: DataSpec = DataSpec()
     model: ModelSpec = MLPSpec()
     training: TrainSpec = TrainSpec()
+
+    @model_validator(mode="after")
+    def _engine_can_train(self) -> RunConfig:
+        if self.model.kind == "numpy":
+            from mnistlab.training.classic import check_numpy_training
+
+            problem = check_numpy_training(self.training)
+            if problem is not None:
+                raise ValueError(f"training: {problem}")
+        return self
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,11 @@ class CrossValidationSpec(Spec):
     """
 
     folds: int = Field(ge=2, description="contiguous, unshuffled folds (scikit-learn KFold)")
+    stratified: bool = Field(
+        default=False,
+        description="StratifiedKFold folds, as GridSearchCV makes them for a classifier "
+        "given class ids (scikit-learn models); false: KFold, as KerasClassifier's one-hot",
+    )
     grid: Grid = Field(default_factory=dict, description="the searched field paths and values")
     metric: str = Field(default="val_accuracy", description="the fold score (held-out fold)")
     refit: bool = Field(default=True, description="train the best setting on all training data")

@@ -1,0 +1,50 @@
+"""scikit-learn models as study runs: cross-validation through the runner equals GridSearchCV."""
+
+import textwrap
+
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV
+from sklearn.svm import SVC
+
+from mnistlab.studies.runner import open_store, run_study
+from mnistlab.studies.spec import parse_study
+from mnistlab.studies.stats import cv_summary
+
+
+def test_sklearn_cross_validation_equals_grid_search_cv(tmp_path):
+    """Stratified folds as runs give GridSearchCV's per-setting means; the best is refitted."""
+    text = textwrap.dedent("""
+        name: svm-cv
+        data: {dataset: digits, scaling: divide-255, train_subset: {kind: head, n: 200}}
+        model: {kind: sklearn, estimator: svm}
+        cross_validation:
+          folds: 3
+          stratified: true
+          grid: {model.C: [0.1, 10], model.gamma: [0.01, auto]}
+        """)
+    spec = parse_study(text, "svm-cv.yaml")
+    outcome = run_study(spec, text, tmp_path)
+    assert outcome.counts == {"done": 1 + 12 + 1}  # the run, 4 settings x 3 folds, the refit
+    digits = load_digits()
+    x, y = digits.data[:200] / 255.0, digits.target[:200]
+    search = GridSearchCV(SVC(), {"C": [0.1, 10], "gamma": [0.01, "auto"]}, cv=3).fit(x, y)
+    with open_store(tmp_path) as store:
+        runs = store.runs("svm-cv")
+        rows = cv_summary(runs, "val_accuracy", params=["model.C", "model.gamma"])
+        refit = next(r for r in runs if r.role == "cv-refit")
+        scores = store.artifacts(refit.run_id)["scores"].path
+    got = {(r.setting["model.C"], r.setting["model.gamma"]): r for r in rows}
+    for params, mean, std in zip(
+        search.cv_results_["params"],
+        search.cv_results_["mean_test_score"],
+        search.cv_results_["std_test_score"],
+        strict=True,
+    ):
+        row = got[(params["C"], params["gamma"])]
+        assert row.stats.mean == pytest.approx(mean, abs=1e-12)
+        assert row.stats.std == pytest.approx(std, abs=1e-12)
+    best = search.best_params_
+    assert refit.labels["model.C"] == best["C"] and refit.labels["model.gamma"] == best["gamma"]
+    assert 0 < refit.metrics["test_accuracy"] <= 1 and "test_auc_hard" in refit.metrics
+    assert (tmp_path / scores).is_file()
