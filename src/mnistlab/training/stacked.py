@@ -99,7 +99,7 @@ def stack_pays(net: MLPNet, spec: TrainSpec, train: Split) -> bool:
     """Whether a stack of runs like this one trains faster than the runs one by one.
 
     A stack runs the autograd step over all members: it wins when per-step overhead
-    dominates, and loses to the lean single-model step (SGD, no batch norm) once the
+    dominates, and loses to the lean single-model step (dense, no batch norm) once the
     model's own GEMMs are large (`GEMM_BOUND`).
     """
     if not lean_supported(net, spec, train):
