@@ -190,3 +190,42 @@ def test_fit_trains_a_cnn_unchanged():
     assert history.status == "done"
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert evaluate(net, Split(x=x.reshape(64, 64), y=y), spec)["accuracy"] == 1.0
+
+
+def test_fit_with_augmentation_fixed_steps_and_augmented_validation():
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(40) % 2
+    x = torch.rand(40, 8, 8, generator=g) * 0.2
+    x[y == 0, 2:6, 1:3] += 1.0
+    x[y == 1, 2:6, 5:7] += 1.0
+    split = Split(x=x.reshape(40, 64), y=y)
+    layers = [{"layer": "conv2d", "filters": 4, "kernel_size": 3, "activation": "relu"}, "flatten"]
+    spec = TrainSpec(
+        optimizer={"name": "adam", "learning_rate": 0.02},
+        epochs=3,
+        batch_size=8,
+        augment={"width_shift_range": 1, "rotation_range": 5, "validation": True},
+        steps_per_epoch=3,
+        validation_steps=2,
+    )
+
+    class Steps(Callback):
+        def on_run_end(self, run):
+            self.steps = run.step
+
+    def run():
+        net = build_model(CNNSpec(layers=layers), (8, 8), 2, torch.Generator().manual_seed(0))
+        steps = Steps()
+        return fit(net, split, spec, val=split, seed=1, callbacks=[steps]), steps.steps
+
+    (history, steps), (again, _) = run(), run()
+    assert steps == 9  # 3 epochs of 3 steps, not of 5 (40 rows in batches of 8)
+    assert history.history["loss"] == again.history["loss"]  # seeded transforms and order
+    assert history.history["val_loss"] == again.history["val_loss"]
+    assert len(history.history["val_loss"]) == 3
+    assert all(0.0 <= a <= 1.0 for a in history.history["val_accuracy"])
+
+
+def test_validation_steps_need_augmented_validation():
+    with pytest.raises(ValueError, match="validation_steps: counts augmented validation batches"):
+        TrainSpec(validation_steps=3)

@@ -71,6 +71,8 @@ def lean_unsupported(model: nn.Module, spec: TrainSpec, train: Split | None = No
         return "frozen parameters"
     if not spec.is_classification:
         return f"loss {spec.loss!r} (cross-entropy only)"
+    if spec.augment is not None or spec.steps_per_epoch is not None:
+        return "augmentation or steps_per_epoch"
     if spec.clip_probabilities and model.spec.output == "softmax":
         return "clip_probabilities (Keras 2.2.4 clipping)"
     if train is not None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -14,6 +14,7 @@ from torch import Tensor
 
 from mnistlab.errors import SpecError
 from mnistlab.runtime import configure_threads, default_threads, make_generator
+from mnistlab.training.batches import Augmenter, BatchStream, image_shape
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
 from mnistlab.training.history import History
 from mnistlab.training.lean import Engine, train_epoch_lean, use_lean
@@ -54,21 +55,24 @@ class RunState:
     step: int = 0
     stop: bool = False
     shuffle_generator: torch.Generator = field(default_factory=torch.Generator)
+    batches: BatchStream | None = None  # the rows of each step (autograd path)
+    augment: Augmenter | None = None  # random transforms of each training batch
 
 
 @dataclass(frozen=True)
 class RunSeeds:
-    """Independent seeds for the three random streams of a run, derived from its one seed."""
+    """Independent seeds for the random streams of a run, derived from its one seed."""
 
     init: int
     shuffle: int
     dropout: int
+    augment: int
 
     @classmethod
     def from_seed(cls, seed: int) -> RunSeeds:
-        """Spread `seed` into three streams with NumPy's SeedSequence."""
-        init, shuffle, dropout = np.random.SeedSequence(seed).generate_state(3)
-        return cls(int(init), int(shuffle), int(dropout))
+        """Spread `seed` into four streams with NumPy's SeedSequence (a prefix-stable draw)."""
+        init, shuffle, dropout, augment = np.random.SeedSequence(seed).generate_state(4)
+        return cls(int(init), int(shuffle), int(dropout), int(augment))
 
 
 def fit(
@@ -116,6 +120,17 @@ def fit(
         seed=seed,
         shuffle_generator=make_generator(seeds.shuffle),
     )
+    run.batches = BatchStream(
+        len(train.x),
+        spec.batch_size,
+        spec.shuffle,
+        spec.steps_per_epoch,
+        run.shuffle_generator,
+        device,
+    )
+    validate = _validation(model, val, spec, seeds, device)
+    if spec.augment is not None:
+        run.augment = Augmenter(spec.augment, image_shape(train.x), seeds.augment)
     schedule = make_schedule(spec.schedule, spec.optimizer.learning_rate)
     events = Events([*callbacks_from_spec(spec.early_stopping, spec.checkpoint), *callbacks])
     events.on_run_begin(run)
@@ -125,8 +140,8 @@ def fit(
             events.on_epoch_begin(run, epoch)
             started = time.perf_counter()
             logs, bad_batch = train_epoch(run, schedule, train, events)
-            if val is not None:
-                logs.update({f"val_{k}": v for k, v in evaluate(model, val, spec).items()})
+            if validate is not None:
+                logs.update({f"val_{k}": v for k, v in validate().items()})
             logs["learning_rate"] = run.optimizer.param_groups[0]["lr"]
             logs["time"] = time.perf_counter() - started
             run.history.append(epoch, logs)
@@ -148,29 +163,24 @@ def fit(
 def _train_epoch(
     run: RunState, schedule: Schedule, train: Split, events: Events
 ) -> tuple[dict[str, float], int | None]:
-    """One pass over `train`; returns Keras's epoch logs and the first bad batch, if any."""
+    """One epoch over `train`; returns Keras's epoch logs and the first bad batch, if any."""
     model, optimizer, spec = run.model, run.optimizer, run.spec
     x, y = train.x, train.y
-    n, batch = len(x), spec.batch_size
-    steps = math.ceil(n / batch)
-    order = (
-        torch.randperm(n, generator=run.shuffle_generator).to(x.device) if spec.shuffle else None
-    )
+    batches = run.batches.epoch()
+    steps = len(batches)
+    sizes = torch.tensor([run.batches.size(rows) for rows in batches], dtype=torch.float32)
     losses = torch.empty(steps, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     softmax = _softmax_output(model)
     model.train()
     checked = 0
-    for i in range(steps):
+    for i, rows in enumerate(batches):
         lr = schedule.learning_rate(run.step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        rows = (
-            slice(i * batch, (i + 1) * batch)
-            if order is None
-            else order[i * batch : (i + 1) * batch]
-        )
         xb, yb = x[rows], y[rows]
+        if run.augment is not None:
+            xb = run.augment(xb)
         logits = model(xb)
         loss = batch_loss(logits, yb, spec, softmax) + model.penalty()
         optimizer.zero_grad(set_to_none=True)
@@ -184,21 +194,29 @@ def _train_epoch(
         if i + 1 - checked == DIVERGENCE_CHECK_STEPS:
             bad = _first_bad(losses[checked : i + 1], spec.divergence_threshold)
             if bad is not None:
-                return _epoch_logs(losses, correct, i + 1, batch, n, spec), checked + bad
+                return _weighted_logs(losses, correct, sizes[: i + 1], spec), checked + bad
             checked = i + 1
     bad = _first_bad(losses[checked:steps], spec.divergence_threshold)
-    logs = _epoch_logs(losses, correct, steps, batch, n, spec)
+    logs = _weighted_logs(losses, correct, sizes, spec)
     return logs, None if bad is None else checked + bad
 
 
 def _epoch_logs(
     losses: Tensor, correct: Tensor, done: int, batch: int, n: int, spec: TrainSpec
 ) -> dict[str, float]:
-    """Keras's running means: batch losses weighted by batch size, accuracy over samples."""
-    sizes = torch.full((done,), float(batch), device=losses.device)
+    """Keras's running means over `done` steps of one pass in batches of `batch`."""
+    sizes = torch.full((done,), float(batch))
     sizes[-1] = min(batch, n - batch * (done - 1))
+    return _weighted_logs(losses, correct, sizes, spec)
+
+
+def _weighted_logs(
+    losses: Tensor, correct: Tensor, sizes: Tensor, spec: TrainSpec
+) -> dict[str, float]:
+    """Keras's running means: batch losses weighted by batch size, accuracy over samples."""
+    sizes = sizes.to(losses.device)
     seen = float(sizes.sum())
-    logs = {"loss": float((losses[:done] * sizes).sum() / seen)}
+    logs = {"loss": float((losses[: len(sizes)] * sizes).sum() / seen)}
     if spec.is_classification:
         logs["accuracy"] = float(correct) / seen
     return logs
@@ -239,6 +257,60 @@ def evaluate(model: torch.nn.Module, split: Split, spec: TrainSpec) -> dict[str,
     result = {"loss": float(total / n + model.penalty())}
     if spec.is_classification:
         result["accuracy"] = float(correct) / n
+    return result
+
+
+def _validation(
+    model: torch.nn.Module,
+    val: Split | None,
+    spec: TrainSpec,
+    seeds: RunSeeds,
+    device: torch.device,
+) -> Callable[[], dict[str, float]] | None:
+    """The end-of-epoch validation: `evaluate`, or augmented batches when the spec says so."""
+    if val is None:
+        return None
+    if spec.augment is None or not spec.augment.validation:
+        return functools.partial(evaluate, model, val, spec)
+    # a separate stream from training's: Keras's validation generator is its own iterator
+    shuffle, augment = np.random.SeedSequence([seeds.shuffle, seeds.augment]).generate_state(2)
+    stream = BatchStream(
+        len(val.x),
+        spec.batch_size,
+        True,
+        spec.validation_steps,
+        make_generator(int(shuffle)),
+        device,
+    )
+    augmenter = Augmenter(spec.augment, image_shape(val.x), int(augment))
+    return functools.partial(evaluate_augmented, model, val, spec, stream, augmenter)
+
+
+@torch.no_grad()
+def evaluate_augmented(
+    model: torch.nn.Module, split: Split, spec: TrainSpec, stream: BatchStream, augment: Augmenter
+) -> dict[str, float]:
+    """Loss and accuracy over the stream's next epoch of augmented batches, inference mode.
+
+    As Keras's `evaluate_generator`: batch means weighted by batch size, penalties included.
+    """
+    was_training = model.training
+    model.eval()
+    softmax = _softmax_output(model)
+    total = torch.zeros((), dtype=torch.float64, device=split.x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=split.x.device)
+    seen = 0
+    for rows in stream.epoch():
+        logits = model(augment(split.x[rows]))
+        yb = split.y[rows]
+        total += batch_loss(logits, yb, spec, softmax, reduction="sum")
+        if spec.is_classification:
+            correct += correct_count(logits, yb)
+        seen += len(yb)
+    model.train(was_training)
+    result = {"loss": float(total / seen + model.penalty())}
+    if spec.is_classification:
+        result["accuracy"] = float(correct) / seen
     return result
 
 

@@ -5,8 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
+from mnistlab.data.augment import AugmentSpec
 from mnistlab.spec import Spec
 from mnistlab.training.optimizers import OptimizerSpec
 from mnistlab.training.schedules import ScheduleSpec
@@ -56,6 +64,27 @@ class TrainSpec(Spec):
         default=None,
         description="opt-in: a finite batch loss above this also counts as divergence",
     )
+    augment: AugmentSpec | None = Field(
+        default=None,
+        description="ImageDataGenerator-style random transforms of every training batch",
+    )
+    steps_per_epoch: PositiveInt | None = Field(
+        default=None,
+        description="batches per epoch, as fit_generator's; None = one pass over the data",
+    )
+    validation_steps: PositiveInt | None = Field(
+        default=None,
+        description="augmented validation batches per epoch (augment.validation); None = one pass",
+    )
+
+    @model_validator(mode="after")
+    def _validation_steps_need_augmented_validation(self) -> TrainSpec:
+        if self.validation_steps is not None and not (self.augment and self.augment.validation):
+            raise ValueError(
+                "validation_steps: counts augmented validation batches; set augment.validation: "
+                "true, or leave validation_steps out to evaluate the whole validation set"
+            )
+        return self
 
     @property
     def is_classification(self) -> bool:

@@ -61,7 +61,15 @@ from mnistlab.training.spec import TrainSpec
 
 # --- what may differ ---
 
-SHARED_TRAIN_FIELDS: tuple[str, ...] = ("loss", "clip_probabilities", "batch_size", "shuffle")
+SHARED_TRAIN_FIELDS: tuple[str, ...] = (
+    "loss",
+    "clip_probabilities",
+    "batch_size",
+    "shuffle",
+    "augment",  # a stack trains without augmentation or fixed-step epochs: see below
+    "steps_per_epoch",
+    "validation_steps",
+)
 """`TrainSpec` fields every member must share (the others may differ per member)."""
 
 SHARED_OPTIMIZER_FIELDS: tuple[str, ...] = (
@@ -140,6 +148,10 @@ def training_conflicts(specs: Sequence[TrainSpec]) -> list[str]:
                     f"training[{k}].optimizer.{field}: must equal training[0]'s {want!r} "
                     f"to stack, got {got!r}"
                 )
+        if spec.augment is not None or spec.steps_per_epoch is not None:
+            problems.append(
+                f"training[{k}]: augmentation and steps_per_epoch train alone, not in a stack"
+            )
         if not isinstance(spec.schedule, STACKABLE_SCHEDULES):
             problems.append(
                 f"training[{k}].schedule: a stack supports constant and exponential schedules, "
