@@ -331,3 +331,11 @@ def test_a_variant_may_draw_its_own_seeds():
     )
     runs = _runs(text, fingerprint="fp")
     assert [(r.variant, r.seed) for r in runs] == [("a", 0), ("a", 1), ("b", 100), ("b", 101)]
+
+
+def test_augmentation_changes_ids_only_when_set():
+    base = _ids(TINY)
+    unset = "training: {epochs: 1, steps_per_epoch: null}"
+    assert _ids(TINY.replace("training: {epochs: 1}", unset)) == base
+    augmented = _ids(TINY.replace("epochs: 1}", "epochs: 1, augment: {rotation_range: 5}}"))
+    assert not set(augmented) & set(base)

@@ -476,6 +476,13 @@ def _plan(spec: StudySpec) -> _Plan:
 # --- identities ---
 
 
+UNSET_NOT_HASHED: dict[str, tuple[str, ...]] = {
+    "training": ("augment", "steps_per_epoch", "validation_steps"),
+}
+"""Fields added after the first release, left out of a run's identity while they are None,
+so that the runs of earlier study files keep their ids (and stores resume)."""
+
+
 def _digest(payload: dict[str, Any]) -> str:
     """First ID_LENGTH hex digits of the SHA-256 of canonical JSON."""
     return hashlib.sha256(_value_key(payload).encode()).hexdigest()[:ID_LENGTH]
@@ -489,6 +496,10 @@ def _identity(study: str, config: RunConfig, fingerprint: str, role: RunRole) ->
     """
     dump = config.model_dump(mode="json")
     dump["data"].pop("path", None)
+    for section, names in UNSET_NOT_HASHED.items():
+        for name in names:
+            if dump[section].get(name, 0) is None:
+                del dump[section][name]
     payload: dict[str, Any] = {"study": study, "config": dump, "fingerprint": fingerprint}
     if role != "train":
         payload["role"] = role  # a refit may equal a train run of another variant
