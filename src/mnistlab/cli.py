@@ -530,5 +530,45 @@ def data_verify(name: str, data_dir: DataDirOption = None) -> None:
         raise typer.Exit(1)
 
 
+@app.command()
+def predict(
+    model: Annotated[
+        str, typer.Argument(help="a stored run (STUDY/RUN_ID, run id or prefix) or a .safetensors")
+    ],
+    images: Annotated[list[Path], typer.Argument(help="PNG / JPEG images of single digits")],
+    results: Results = Path("results"),
+    json_output: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Classify digit images of any size: each is inverted if dark-on-light, cropped, scaled
+    to 20x20 and centred by mass in 28x28 as MNIST's digits were, then scaled as the run's
+    data. Prints each digit with its top probabilities; a file that cannot be read gets one
+    error line and the others are still classified (exit 2 if any failed)."""
+    import json
+
+    from mnistlab.predict import predict_files
+
+    with _expected_errors():
+        predictions = predict_files(model, images, results, data_dir)
+    if json_output:
+        rows = [
+            {"file": p.file, "error": p.error}
+            if p.error
+            else {"file": p.file, "digit": p.digit, "probabilities": list(p.probabilities)}
+            for p in predictions
+        ]
+        out.print_json(json.dumps(rows))
+    for p in predictions:
+        if p.error:
+            if not json_output:
+                err.print(f"[red]error:[/red] {p.error}", highlight=False, soft_wrap=True)
+            continue
+        if not json_output:
+            top = ", ".join(f"{digit}: {prob:.3f}" for digit, prob in p.top())
+            out.print(f"{p.file}: {p.digit}  ({top})", highlight=False, soft_wrap=True)
+    if any(p.error for p in predictions):
+        raise typer.Exit(USAGE_ERROR)
+
+
 if __name__ == "__main__":
     main()

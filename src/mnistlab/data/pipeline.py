@@ -64,6 +64,7 @@ class Data:
     input_shape: tuple[int, ...]  # of one example: (D,) flattened, else (H, W)
     name: str
     fingerprint: str
+    scaler: Scaler | None = None  # the training split's, to scale new images the same way
 
 
 def load_data(
@@ -149,6 +150,7 @@ def make_splits(dataset: Dataset, spec: DataSpec, device: torch.device | str = "
         input_shape=(features,) if spec.flatten else dataset.image_shape,
         name=dataset.name,
         fingerprint=data_fingerprint(dataset, spec),
+        scaler=scalers["train"],
     )
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from mnistlab.data import Data, Dataset, DataSpec, data_fingerprint, make_splits, read_dataset
 from mnistlab.models import build_model
+from mnistlab.models.card import ModelCard
 from mnistlab.runtime import default_threads, make_generator, select_device
 from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.training.callbacks import Callback, save_weights
@@ -298,7 +299,10 @@ def _result(
 ) -> RunResult:
     """Final metrics and saved weights of a trained run."""
     path = weights_path(task.results, run.study, run.run_id)
-    save_weights(net.state_dict(), path)
+    card = ModelCard(
+        run.config.model_dump(mode="json"), data.input_shape, data.n_classes, data.scaler
+    )
+    save_weights(net.state_dict(), path, card.metadata())
     return RunResult(
         run.run_id,
         "diverged" if history.diverged else "done",

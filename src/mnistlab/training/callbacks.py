@@ -163,10 +163,13 @@ class BestCheckpoint(Callback):
             run.model.load_state_dict(self.best_weights)
 
 
-def save_weights(state: dict[str, Tensor], path: Path) -> None:
-    """Write a state dict as safetensors (contiguous CPU copies)."""
+def save_weights(
+    state: dict[str, Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """Write a state dict as safetensors (contiguous CPU copies), with optional text metadata."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(path))
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    save_file(tensors, str(path), metadata=metadata)
 
 
 def callbacks_from_spec(
