@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from mnistlab.data.dataset import Dataset, read_dataset
+from mnistlab.data.features import FittedStep, apply_steps, fit_steps
 from mnistlab.data.scaling import Scaler, fit_scaler
 from mnistlab.data.spec import DataSpec, ValidationOnTest
 from mnistlab.data.splits import subset_rows, validation_rows
@@ -65,6 +66,7 @@ class Data:
     name: str
     fingerprint: str
     scaler: Scaler | None = None  # the training split's, to scale new images the same way
+    features: list[FittedStep] = field(default_factory=list)  # fitted `spec.features` steps
 
 
 def load_data(
@@ -140,8 +142,11 @@ def make_splits(dataset: Dataset, spec: DataSpec, device: torch.device | str = "
         name: _to_split(x, y, scalers[name], spec, dataset.n_classes, device)
         for name, (x, y) in parts.items()
     }
+    fitted = _apply_features(spec, splits) if spec.features else []
     test = splits.get("test")
     features = int(np.prod(dataset.image_shape))
+    if fitted:
+        features = int(splits["train"].x.shape[1])
     return Data(
         train=splits["train"],
         val=test if isinstance(spec.validation, ValidationOnTest) else splits.get("val"),
@@ -151,6 +156,7 @@ def make_splits(dataset: Dataset, spec: DataSpec, device: torch.device | str = "
         name=dataset.name,
         fingerprint=data_fingerprint(dataset, spec),
         scaler=scalers["train"],
+        features=fitted,
     )
 
 
@@ -177,6 +183,16 @@ def data_fingerprint(dataset: Dataset, spec: DataSpec) -> str:
         separators=(",", ":"),
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _apply_features(spec: DataSpec, splits: dict[str, Split]) -> list[FittedStep]:
+    """Fit the feature steps on the training split; map every split's x through them."""
+    train = splits["train"]
+    fitted = fit_steps(spec.features, train.x.cpu().numpy(), train.y.cpu().numpy())
+    for split in splits.values():
+        rows = apply_steps(fitted, split.x.cpu().numpy())
+        split.x = torch.from_numpy(rows.astype(np.float32)).to(split.x.device)
+    return fitted
 
 
 def _fit_scalers(spec: DataSpec, parts: dict[str, np.ndarray]) -> dict[str, Scaler]:

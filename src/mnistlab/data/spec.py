@@ -11,10 +11,17 @@ from typing import Annotated, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
+from mnistlab.data.features import FeatureStep
 from mnistlab.data.registry import dataset_names, get_dataset
 from mnistlab.spec import Spec
 
 Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+def _off(value: object) -> bool:
+    """A newer field at its default is left out of dumps, so run ids made before it hold."""
+    return not value
+
 
 # --- subsets ---
 
@@ -35,7 +42,9 @@ class SubsetRandom(Spec):
     kind: Literal["random"] = "random"
     n: PositiveInt  # rows
     seed: NonNegativeInt = 0
-    replace: bool = False  # True: drawn with replacement, as the coursework did
+    replace: bool = Field(  # left out of dumps when False, so earlier run ids stay the same
+        False, exclude_if=_off, description="draw with replacement, as the coursework did"
+    )
 
 
 class SubsetHead(Spec):
@@ -110,7 +119,7 @@ class ValidationFold(Spec):
     kind: Literal["fold"] = "fold"
     folds: int = Field(ge=2)
     index: NonNegativeInt
-    stratified: bool = False
+    stratified: bool = Field(False, exclude_if=_off, description="StratifiedKFold's folds")
 
     @model_validator(mode="after")
     def _index_in_range(self) -> ValidationFold:
@@ -152,6 +161,18 @@ class DataSpec(Spec):
     scaler_fit: Literal["train", "per-split"] = "train"  # per-split leaks: coursework only
     flatten: bool = True  # x is (N, H*W) when True, (N, H, W) when False
     labels: Literal["sparse", "one-hot"] = "sparse"  # what Split.targets gives
+    features: tuple[FeatureStep, ...] = Field(
+        (),
+        exclude_if=_off,
+        description="steps fitted on the training split after scaling, e.g. "
+        "[{kind: pca, n_components: 0.95}]; flattened data only",
+    )
+
+    @model_validator(mode="after")
+    def _features_need_rows(self) -> DataSpec:
+        if self.features and not self.flatten:
+            raise ValueError("features: feature steps work on flattened rows; set flatten: true")
+        return self
 
     @model_validator(mode="after")
     def _known_or_path(self) -> DataSpec:

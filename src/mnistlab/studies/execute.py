@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from mnistlab.data import Data, Dataset, DataSpec, data_fingerprint, make_splits, read_dataset
+from mnistlab.data.features import check_steps
 from mnistlab.models import build_model
 from mnistlab.models.card import ModelCard
 from mnistlab.runtime import default_threads, make_generator, select_device
@@ -89,7 +90,9 @@ _CACHE = _DataCache()  # per process: a worker reuses the data across its runs
 
 def fingerprint_data(spec: DataSpec, data_dir: Path | None = None) -> str:
     """The data fingerprint that enters a run's identity (reads and verifies the dataset)."""
-    return data_fingerprint(_CACHE.dataset(spec, data_dir), spec)
+    dataset = _CACHE.dataset(spec, data_dir)
+    check_steps(spec.features, math.prod(dataset.image_shape))  # a bad step fails the plan
+    return data_fingerprint(dataset, spec)
 
 
 def one_thread_run(run: RunSpec, data_dir: Path | None = None) -> bool:
