@@ -26,8 +26,10 @@ the analysis nothing to say; the report prints the reason.
 """
 
 from mnistlab.analysis import (  # noqa: F401  (each module registers its analyses)
+    activations,
     classification,
     curves,
+    data_views,
     speed,
     weights,
 )

@@ -163,3 +163,36 @@ def hidden_weights_images(ctx: StudyRuns, options: ImageOptions) -> Result:
             entry[moment] = {"images": units, "range": shared_scale(units, options.scale)}
         result.items[ctx.label(run)] = entry
     return result
+
+
+def parameter_count(state: dict[str, np.ndarray]) -> int:
+    """Every number in the model's state, as Keras's "Total params" counts them."""
+    return int(sum(v.size for v in state.values()))
+
+
+@analysis(
+    "model_table",
+    "Each run's parameter count with its final train (last-epoch History), validation and "
+    "test loss and accuracy.",
+)
+def model_table(ctx: StudyRuns, options: Options) -> Result:
+    """One row per chosen run: parameters and the final metrics."""
+    result = Result("model_table")
+    metrics = ("loss", "accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+    rows = []
+    for run in ctx.pick(options):
+        count = parameter_count(final_state(ctx, run))
+        result.items[ctx.label(run)] = {"parameters": count}
+        cells = [run.metrics.get(m) for m in metrics]
+        rows.append(
+            [
+                ctx.label(run),
+                f"{count:,}",
+                run.status,
+                *("-" if v is None else f"{v:.4f}" for v in cells),
+            ]
+        )
+    result.tables.append(
+        SimpleTable("final numbers", ["run", "parameters", "status", *metrics], rows)
+    )
+    return result

@@ -352,4 +352,158 @@ def _chain(result: Result, options: Any) -> Figures:
     return [("chain-rule factor per epoch", fig)]
 
 
+# --- hidden units ---
+
+
+@drawer("hidden_activations")
+def _hidden(result: Result, options: Any) -> Figures:
+    figures = []
+    for label, entry in result.items.items():
+        fig, axes = new_figure(1, 1, height=3.4, width=7.5)
+        ax = axes[0, 0]
+        if entry["kind"] == "box":
+            groups = entry["per_digit"]
+            parts = ax.boxplot(
+                groups,
+                patch_artist=True,
+                tick_labels=[str(d) for d in range(len(groups))],
+                flierprops={"markersize": 2},
+            )
+            for d, box in enumerate(parts["boxes"]):
+                box.set_facecolor(digit_color(d))
+                box.set_alpha(0.7)
+            ax.set_xlabel("true digit")
+            ax.set_ylabel("activation")
+        else:
+            points, digits = entry["points"], entry["digits"]
+            for d in range(10):
+                mask = digits == d
+                ax.scatter(
+                    points[mask, 0], points[mask, 1], s=3, color=digit_color(d), alpha=0.6, lw=0
+                )
+            ax.set_xlabel("unit 0")
+            ax.set_ylabel("unit 1")
+            digit_legend(ax, title=f"{entry['color_by']} digit")
+        figures.append((label, fig))
+    return figures
+
+
+@drawer("tsne")
+def _tsne(result: Result, options: Any) -> Figures:
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    figures = []
+    for label, entry in result.items.items():
+        fig, axes = new_figure(1, 1, height=7.0, width=8.5)
+        ax = axes[0, 0]
+        points, digits = entry["points"], entry["digits"]
+        size = max(0.5, min(6.0, 6000 / len(points)))
+        ax.scatter(
+            points[:, 0], points[:, 1], c=[digit_color(d) for d in digits], s=size, lw=0, alpha=0.7
+        )
+        for index, image in zip(entry["thumbnails"], entry["images"], strict=True):
+            box = AnnotationBbox(
+                OffsetImage(image, cmap="gray_r", zoom=0.6), points[index], frameon=False, pad=0
+            )
+            ax.add_artist(box)
+        image_axes(ax)
+        digit_legend(ax)
+        figures.append(
+            (f"{label}: {len(points)} images, {len(entry['thumbnails'])} thumbnails", fig)
+        )
+    return figures
+
+
+@drawer("activation_maximization")
+def _maximization(result: Result, options: Any) -> Figures:
+    items = list(result.items.items())
+    fig, axes = _grid(len(items), cols=4, height=2.6)
+    for ax, (label, entry) in zip(axes, items, strict=True):
+        ax.imshow(entry["pattern"], cmap="gray")
+        image_axes(ax)
+        ax.set_title(
+            f"{label}\nactivation {entry['activation']:.3g}, predicted {entry['predicted']}",
+            fontsize=7,
+        )
+    return [(f"hidden layer {options.layer}, unit {options.unit}", fig)]
+
+
+# --- data ---
+
+
+@drawer("data_overview")
+def _data(result: Result, options: Any) -> Figures:
+    figures = []
+    counts = result.items["counts"]
+    fig, axes = _grid(len(counts), cols=3, height=2.4)
+    for ax, (split, values) in zip(axes, counts.items(), strict=True):
+        ax.bar(range(len(values)), values, color=[digit_color(d) for d in range(len(values))])
+        ax.set_xticks(range(len(values)))
+        ax.set_title(f"{split}: {values.sum()} images")
+        ax.set_xlabel("digit")
+    figures.append(("class counts", fig))
+    samples = result.items["samples"]
+    figures.append(
+        (
+            "sample training digits",
+            image_grid(samples["images"], [str(d) for d in samples["labels"]], cols=10, size=0.75),
+        )
+    )
+    histograms = result.items["histograms"]
+    fig, axes = _grid(len(histograms), cols=3, height=2.4)
+    for i, (ax, (split, (hist, edges))) in enumerate(zip(axes, histograms.items(), strict=True)):
+        ax.stairs(hist, edges, fill=True, color=line_color(i))
+        ax.set_yscale("log")
+        ax.set_title(f"{split}: pixel intensities")
+    figures.append(("pixel intensity histograms (as fed to the model)", fig))
+    pixels = result.items["pixels"]
+    a, b = pixels["indices"]
+    fig, axes = new_figure(1, 3, height=2.8)
+    for ax, pixel, counts_of in zip(axes[0][:2], (a, b), pixels["counts"], strict=True):
+        ax.bar(list(counts_of), list(counts_of.values()), color=line_color(0), width=2)
+        ax.set_yscale("log")
+        ax.set_title(f"pixel {pixel}: value counts")
+    ax = axes[0, 2]
+    values, digits = pixels["values"], pixels["digits"]
+    for d in range(10):
+        mask = digits == d
+        ax.scatter(values[mask, 0], values[mask, 1], s=3, color=digit_color(d), lw=0, alpha=0.6)
+    ax.set_xlabel(f"pixel {a}")
+    ax.set_ylabel(f"pixel {b}")
+    digit_legend(ax)
+    figures.append((f"pixels {a} and {b} (raw values)", fig))
+    raw = result.items["raw"]
+    fig, axes = new_figure(1, 1, height=3.0, width=3.2)
+    axes[0, 0].imshow(raw["matrix"], cmap="gray_r")
+    image_axes(axes[0, 0])
+    figures.append((f"the raw matrix's image (digit {raw['label']})", fig))
+    return figures
+
+
+@drawer("pca")
+def _pca(result: Result, options: Any) -> Figures:
+    coords, digits = result.items["scatter"]["coords"], result.items["scatter"]["digits"]
+    explained = result.items["explained"]
+    fig = Figure(figsize=(9.0, 3.4), dpi=100, layout="constrained")
+    flat = fig.add_subplot(1, 3, 1)
+    space = fig.add_subplot(1, 3, 2, projection="3d")
+    curve = fig.add_subplot(1, 3, 3)
+    for d in range(10):
+        mask = digits == d
+        flat.scatter(coords[mask, 0], coords[mask, 1], s=2, color=digit_color(d), lw=0)
+        if coords.shape[1] > 2:
+            space.scatter(
+                coords[mask, 0], coords[mask, 1], coords[mask, 2], s=1, color=digit_color(d), lw=0
+            )
+    ratio = explained["ratio"]
+    flat.set_title(f"2-D: {ratio[:2].sum():.1%} of the variance")
+    space.set_title(f"3-D: {ratio[:3].sum():.1%}")
+    curve.plot(np.arange(1, len(ratio) + 1), explained["cumulative"], color=line_color(0))
+    curve.set_xlabel("components")
+    curve.set_title("cumulative explained variance")
+    curve.grid(True, alpha=0.3)
+    digit_legend(flat)
+    return [("principal components", fig)]
+
+
 __all__ = ["DIGIT_MAP", "digit_legend", "draw", "drawer", "image_grid"]

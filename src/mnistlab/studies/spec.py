@@ -48,11 +48,17 @@ KNOWN_ANALYSES: tuple[str, ...] = (
     "confident_mistakes",
     "roc",
     "predictions",
+    "model_table",
     "weight_histograms",
     "weight_violins",
     "hidden_weights_images",
     "learning_speed",
     "chain_product",
+    "hidden_activations",
+    "tsne",
+    "activation_maximization",
+    "data_overview",
+    "pca",
 )
 """The analysis names a study may ask for (implemented by `mnistlab.analysis`)."""
 
