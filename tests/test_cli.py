@@ -133,6 +133,24 @@ def test_run_show_export_and_list(tiny_study, tmp_path):
     assert compared.exit_code == 0, compared.output
 
 
+def test_run_writes_the_report_and_report_analyze_rewrite_it(tiny_study, tmp_path):
+    results = tmp_path / "results"
+    ran = invoke("run", str(tiny_study), "--results", str(results))
+    assert f"report: {results / 'tiny-cli' / 'report.html'}" in ran.output
+    written = invoke(
+        "report", "tiny-cli", "--results", str(results), "-o", str(tmp_path / "r.html")
+    )
+    assert written.exit_code == 0, written.output
+    assert "<h1>tiny-cli</h1>" in (tmp_path / "r.html").read_text()
+    analyzed = invoke("analyze", "tiny-cli", "-a", "confusion_matrix", "--results", str(results))
+    assert analyzed.exit_code == 0, analyzed.output
+    page = (results / "tiny-cli" / "analysis-confusion_matrix.html").read_text()
+    assert 'id="analysis-confusion_matrix"' in page and "data:image/png;base64," in page
+    unknown = invoke("analyze", "tiny-cli", "-a", "nope", "--results", str(results))
+    assert unknown.exit_code == 2
+    assert "unknown analysis 'nope'" in unknown.output
+
+
 def test_dry_run_and_check_print_the_plan(tiny_study, tmp_path):
     checked = invoke("check", str(tiny_study))
     assert checked.exit_code == 0
