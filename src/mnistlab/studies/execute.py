@@ -106,10 +106,12 @@ def one_thread_run(run: RunSpec, data_dir: Path | None = None) -> bool:
 
 
 def training_steps(run: RunSpec, data_dir: Path | None = None) -> int:
-    """At most how many optimiser steps the run takes: epochs × batches of the full training
-    set (subsets and validation splits make it fewer)."""
-    dataset = _CACHE.dataset(run.config.data, data_dir)
+    """At most how many optimiser steps the run takes: epochs × steps_per_epoch, or × batches
+    of the full training set (subsets and validation splits make it fewer)."""
     training = run.config.training
+    if training.steps_per_epoch is not None:
+        return training.epochs * training.steps_per_epoch
+    dataset = _CACHE.dataset(run.config.data, data_dir)
     return training.epochs * math.ceil(len(dataset.x_train) / training.batch_size)
 
 
