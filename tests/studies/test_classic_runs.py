@@ -2,6 +2,7 @@
 
 import textwrap
 
+import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
@@ -48,3 +49,30 @@ def test_sklearn_cross_validation_equals_grid_search_cv(tmp_path):
     assert refit.labels["model.C"] == best["C"] and refit.labels["model.gamma"] == best["gamma"]
     assert 0 < refit.metrics["test_accuracy"] <= 1 and "test_auc_hard" in refit.metrics
     assert (tmp_path / scores).is_file()
+
+
+def test_regression_study_stores_train_and_test_mse(tmp_path):
+    xs = np.linspace(0, 1, 30)
+    rows = "\n".join(f"{x},{x * x}" for x in xs)
+    (tmp_path / "q.csv").write_text(f"x,y\n{rows}\n")
+    text = textwrap.dedent(f"""
+        name: quad
+        data:
+          dataset: quad
+          path: {tmp_path / "q.csv"}
+          regression: {{x: [x], y: [y], test_fraction: 0.3, split_seed: 1}}
+        model: {{hidden: [16], activation: tanh, output: linear}}
+        training: {{optimizer: {{name: sgd, learning_rate: 0.2}}, loss: mse, epochs: 60,
+                    batch_size: 4}}
+        repetitions: 2
+        """)
+    spec = parse_study(text, "quad.yaml")
+    assert run_study(spec, text, tmp_path / "results").counts == {"done": 2}
+    with open_store(tmp_path / "results") as store:
+        runs = store.runs("quad")
+        history = store.history(runs[0].run_id)
+    for run in runs:
+        assert {"loss", "train_loss", "test_loss"} <= set(run.metrics)
+        assert "accuracy" not in run.metrics
+        assert run.metrics["test_loss"] < 0.05  # y = x² on [0, 1]; predicting the mean: ~0.09
+    assert len(history["loss"]) == 60 and history["loss"][-1] < history["loss"][0]

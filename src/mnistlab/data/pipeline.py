@@ -20,6 +20,8 @@ from torch import Tensor
 
 from mnistlab.data.dataset import Dataset, read_dataset
 from mnistlab.data.features import FittedStep, apply_steps, fit_steps
+from mnistlab.data.regression import Table, check_columns, regression_splits
+from mnistlab.data.regression import read_table as read_csv_table
 from mnistlab.data.scaling import Scaler, fit_scaler
 from mnistlab.data.spec import DataSpec, ValidationOnTest
 from mnistlab.data.splits import subset_rows, validation_rows
@@ -101,7 +103,50 @@ def load_data(
     SpecError
         A subset or validation size is impossible for this data.
     """
+    if spec.regression is not None:
+        return make_regression_data(read_table(spec), spec, device)
     return make_splits(read_dataset(spec, data_dir, download=download), spec, device)
+
+
+def read_table(spec: DataSpec) -> Table:
+    """The regression CSV a spec names at `path`, its columns checked."""
+    assert spec.regression is not None and spec.path is not None
+    table = read_csv_table(Path(spec.path), spec.dataset)
+    check_columns(spec.regression, table)
+    return table
+
+
+def make_regression_data(table: Table, spec: DataSpec, device: torch.device | str = "cpu") -> Data:
+    """Train / test splits of a regression table: x (N, len(x)), y float32 (N, len(y)).
+
+    `n_classes` is the number of targets (the output units); validation is none, or the
+    test split when `validation: {kind: test}`.
+    """
+    assert spec.regression is not None
+    parts = regression_splits(table, spec.regression, torch.device(device))
+    outputs = len(spec.regression.y)
+    train = Split(parts.x_train, parts.y_train, n_classes=outputs)
+    test = None if parts.x_test is None else Split(parts.x_test, parts.y_test, n_classes=outputs)
+    return Data(
+        train=train,
+        val=test if isinstance(spec.validation, ValidationOnTest) else None,
+        test=test,
+        n_classes=outputs,
+        input_shape=(len(spec.regression.x),),
+        name=table.name,
+        fingerprint=regression_fingerprint(table, spec),
+    )
+
+
+def regression_fingerprint(table: Table, spec: DataSpec) -> str:
+    """Hex SHA256 of the CSV's bytes and the spec fields that shape the splits."""
+    fields = spec.model_dump(mode="json", exclude=set(SPEC_FIELDS_OF_CONTENT))
+    text = json.dumps(
+        {"version": FINGERPRINT_VERSION, "csv": table.fingerprint, "spec": fields},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def make_splits(dataset: Dataset, spec: DataSpec, device: torch.device | str = "cpu") -> Data:

@@ -13,6 +13,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from mnistlab.data.features import FeatureStep
 from mnistlab.data.registry import dataset_names, get_dataset
+from mnistlab.data.regression import RegressionSpec
 from mnistlab.spec import Spec
 
 Fraction = Annotated[float, Field(gt=0, lt=1)]
@@ -161,12 +162,32 @@ class DataSpec(Spec):
     scaler_fit: Literal["train", "per-split"] = "train"  # per-split leaks: coursework only
     flatten: bool = True  # x is (N, H*W) when True, (N, H, W) when False
     labels: Literal["sparse", "one-hot"] = "sparse"  # what Split.targets gives
+    regression: RegressionSpec | None = Field(
+        None,
+        exclude_if=_off,
+        description="a regression CSV at `path`: its x and y columns, scaling and split",
+    )
     features: tuple[FeatureStep, ...] = Field(
         (),
         exclude_if=_off,
         description="steps fitted on the training split after scaling, e.g. "
         "[{kind: pca, n_components: 0.95}]; flattened data only",
     )
+
+    @model_validator(mode="after")
+    def _regression_needs_a_csv(self) -> DataSpec:
+        if self.regression is None:
+            return self
+        if self.path is None:
+            raise ValueError("regression: needs path, the CSV file holding its columns")
+        if not isinstance(self.validation, ValidationNone | ValidationOnTest):
+            raise ValueError(
+                "validation: a regression dataset is split by regression.test_fraction; "
+                "use validation kind none or test"
+            )
+        if self.features or self.train_subset or self.test_subset:
+            raise ValueError("regression: features and subsets apply to image data only")
+        return self
 
     @model_validator(mode="after")
     def _features_need_rows(self) -> DataSpec:

@@ -18,6 +18,8 @@ from torch import nn
 
 from mnistlab.data import Data, Dataset, DataSpec, data_fingerprint, make_splits, read_dataset
 from mnistlab.data.features import check_steps
+from mnistlab.data.pipeline import make_regression_data, read_table, regression_fingerprint
+from mnistlab.data.regression import Table, check_columns
 from mnistlab.models import build_model
 from mnistlab.models.card import ModelCard
 from mnistlab.runtime import default_threads, make_generator, select_device
@@ -71,6 +73,7 @@ class _DataCache:
     def __init__(self) -> None:
         self.datasets: dict[str, Dataset] = {}
         self.splits: dict[str, Data] = {}
+        self.tables: dict[str, Table] = {}
 
     def dataset(self, spec: DataSpec, data_dir: Path | None) -> Dataset:
         source = spec.model_dump_json(include={"dataset", "path", "format", "label_column"})
@@ -78,10 +81,22 @@ class _DataCache:
             self.datasets[source] = read_dataset(spec, data_dir, progress=False)
         return self.datasets[source]
 
+    def table(self, spec: DataSpec) -> Table:
+        """A regression CSV, read once (its named columns checked for every spec)."""
+        source = f"csv:{spec.path}"
+        if source not in self.tables:
+            self.tables[source] = read_table(spec)
+        assert spec.regression is not None
+        check_columns(spec.regression, self.tables[source])
+        return self.tables[source]
+
     def get(self, spec: DataSpec, data_dir: Path | None, device: torch.device) -> Data:
         key = spec.model_dump_json()
         if key not in self.splits:
-            self.splits[key] = make_splits(self.dataset(spec, data_dir), spec, device)
+            if spec.regression is not None:
+                self.splits[key] = make_regression_data(self.table(spec), spec, device)
+            else:
+                self.splits[key] = make_splits(self.dataset(spec, data_dir), spec, device)
         return self.splits[key]
 
 
@@ -90,6 +105,8 @@ _CACHE = _DataCache()  # per process: a worker reuses the data across its runs
 
 def fingerprint_data(spec: DataSpec, data_dir: Path | None = None) -> str:
     """The data fingerprint that enters a run's identity (reads and verifies the dataset)."""
+    if spec.regression is not None:
+        return regression_fingerprint(_CACHE.table(spec), spec)
     dataset = _CACHE.dataset(spec, data_dir)
     check_steps(spec.features, math.prod(dataset.image_shape))  # a bad step fails the plan
     return data_fingerprint(dataset, spec)
@@ -98,7 +115,7 @@ def fingerprint_data(spec: DataSpec, data_dir: Path | None = None) -> str:
 def one_thread_run(run: RunSpec, data_dir: Path | None = None) -> bool:
     """Whether `fit` would train this run on one thread: a dense model whose largest GEMM is
     small (`runtime.default_threads`), judged on the dataset's full input width."""
-    if run.config.model.kind != "mlp":
+    if run.config.model.kind != "mlp" or run.config.data.regression is not None:
         return False
     dataset = _CACHE.dataset(run.config.data, data_dir)
     net = build_model(run.config.model, dataset.image_shape, dataset.n_classes, make_generator(0))
@@ -111,8 +128,11 @@ def training_steps(run: RunSpec, data_dir: Path | None = None) -> int:
     training = run.config.training
     if training.steps_per_epoch is not None:
         return training.epochs * training.steps_per_epoch
-    dataset = _CACHE.dataset(run.config.data, data_dir)
-    return training.epochs * math.ceil(len(dataset.x_train) / training.batch_size)
+    data = run.config.data
+    rows = (
+        len(_CACHE.table(data)) if data.regression else len(_CACHE.dataset(data, data_dir).x_train)
+    )
+    return training.epochs * math.ceil(rows / training.batch_size)
 
 
 def execute(
@@ -319,9 +339,16 @@ def _result(
 
 
 def _final_metrics(net: nn.Module, data: Data, run: RunSpec, history: History) -> dict[str, float]:
-    """Train numbers from the last epoch's History (as Keras reports them); others evaluated."""
+    """Train numbers from the last epoch's History (as Keras reports them); others evaluated.
+
+    A regression run also evaluates its final model on the training split (`train_loss`,
+    the MSE a coursework's `model.evaluate(x_train, y_train)` gives).
+    """
     metrics = {k: v for k, v in history.last.items() if k in {"loss", "accuracy"}}
-    for prefix, split in (("val", data.val), ("test", data.test)):
+    splits = [("val", data.val), ("test", data.test)]
+    if not run.config.training.is_classification:
+        splits.insert(0, ("train", data.train))
+    for prefix, split in splits:
         if split is not None:
             scores = evaluate(net, split, run.config.training)
             metrics.update({f"{prefix}_{k}": v for k, v in scores.items()})
