@@ -61,15 +61,17 @@ class StudyRuns:
     # --- which runs ---
 
     def label(self, run: RunRecord) -> str:
-        """A short label for a run: its variant and varying fields, plus its seed."""
+        """A short label for a run: its variant and the grid values it takes, plus its seed."""
+        swept = set(self.spec.grid)
+        for variant in self.spec.variants:
+            if variant.name == run.variant and variant.grid is not None:
+                swept = set(variant.grid)
+        shown = {k: v for k, v in run.labels.items() if k in swept or not run.variant}
         parts = [run.variant] if run.variant else []
         parts += [
-            f"{k.rsplit('.', 1)[-1]}={format_value(v)}"
-            for k, v in run.labels.items()
-            if k not in {"variant"}
+            f"{k.rsplit('.', 1)[-1]}={format_value(v)}" for k, v in shown.items() if k != "variant"
         ]
-        base = ", ".join(parts) or "run"
-        return f"{base} (seed {run.seed})"
+        return f"{', '.join(parts) or 'run'} (seed {run.seed})"
 
     def group_label(self, run: RunRecord) -> str:
         """A configuration's label (the run's label without the seed)."""

@@ -29,6 +29,7 @@ Figures = list[tuple[str, Figure]]
 Drawer = Callable[[Result, Any], Figures]
 _DRAWERS: dict[str, Drawer] = {}
 MAX_COLS = 4  # panels per row
+THUMBNAIL_PX = 20  # width of a digit thumbnail on the t-SNE map
 
 
 def drawer(name: str) -> Callable[[Drawer], Drawer]:
@@ -256,6 +257,12 @@ def _predictions(result: Result, options: Any) -> Figures:
 # --- weights and learning speed ---
 
 
+def _log_if_positive(ax: Any, values: np.ndarray) -> None:
+    """A log y axis when there is something positive to show on it (a dead unit has 0s)."""
+    if np.any(np.asarray(values) > 0):
+        ax.set_yscale("log")
+
+
 @drawer("weight_histograms")
 def _histograms(result: Result, options: Any) -> Figures:
     figures = []
@@ -322,7 +329,7 @@ def _speed(result: Result, options: Any) -> Figures:
             epochs = np.arange(1, len(values) + 1)
             for i, layer in enumerate(entry["layers"]):
                 ax.plot(epochs, values[:, i], color=line_color(i), label=layer, lw=1.3)
-            ax.set_yscale("log")
+            _log_if_positive(ax, values)
             ax.set_title(title)
             ax.set_xlabel("epoch")
         axes[0, 0].legend(fontsize=7, frameon=False)
@@ -345,8 +352,8 @@ def _chain(result: Result, options: Any) -> Figures:
         axes[0, 1].axhline(entry["bound"], color="grey", ls=":", lw=1)
     axes[0, 0].set_title("|σ'(z1)·w2·σ'(z2)·…·σ'(zk)|")
     axes[0, 1].set_title("|Π σ'(z)| and the bound (1/4)^k (dotted)")
-    for ax in axes[0]:
-        ax.set_yscale("log")
+    for ax, key in zip(axes[0], ("product", "derivative"), strict=True):
+        _log_if_positive(ax, np.concatenate([e[key] for e in result.items.values()]))
         ax.set_xlabel("epoch")
     axes[0, 0].legend(fontsize=7, frameon=False)
     return [("chain-rule factor per epoch", fig)]
@@ -403,7 +410,10 @@ def _tsne(result: Result, options: Any) -> Figures:
         )
         for index, image in zip(entry["thumbnails"], entry["images"], strict=True):
             box = AnnotationBbox(
-                OffsetImage(image, cmap="gray_r", zoom=0.6), points[index], frameon=False, pad=0
+                OffsetImage(image, cmap="gray_r", zoom=THUMBNAIL_PX / image.shape[-1]),
+                points[index],
+                frameon=False,
+                pad=0,
             )
             ax.add_artist(box)
         image_axes(ax)
