@@ -24,6 +24,8 @@ OPTIONS = {
     "activation_maximization": "{steps: 50}",
     "pca": "{components: 20, points: 500}",
     "data_overview": "{pixels: [27, 28]}",
+    "decision_regions": "{points: 200, mesh: 40}",
+    "svm_intuition": "{samples: 60, mesh: 40}",
 }
 
 

@@ -27,6 +27,7 @@ the analysis nothing to say; the report prints the reason.
 
 from mnistlab.analysis import (  # noqa: F401  (each module registers its analyses)
     activations,
+    classic,
     classification,
     curves,
     data_views,

@@ -200,31 +200,56 @@ def roc_per_class(y: np.ndarray, scores: np.ndarray) -> dict[str, object]:
     }
 
 
+class RocOptions(Options):
+    """Whether to add the coursework's AUC from hard one-hot predictions, labelled as such."""
+
+    hard: bool = Field(
+        default=False,
+        description="also the macro AUC of one-hot predicted classes (how the coursework scored "
+        "its SVMs), in its own column",
+    )
+
+
 @analysis(
     "roc",
     "One-vs-rest ROC curves of every class on the held-out data, with per-class, macro and "
-    "micro AUC.",
+    "micro AUC; the table says what each run's curves rank by (probabilities, else the "
+    "decision function).",
+    RocOptions,
 )
-def roc(ctx: StudyRuns, options: Options) -> Result:
-    """ROC curves and AUC of each chosen run, from its predicted probabilities."""
+def roc(ctx: StudyRuns, options: RocOptions) -> Result:
+    """ROC curves and AUC of each chosen run, from its probabilities or decision values."""
     result = Result("roc")
     rows = []
     for run in ctx.pick(options):
         p = ctx.predictions(run)
-        entry = roc_per_class(p.y, p.probabilities)
+        entry = roc_per_class(p.y, p.ranking)
+        entry["source"] = p.source
         label = ctx.label(run)
         result.items[label] = entry
+        hard = []
+        if options.hard:
+            one_hot = np.eye(p.probabilities.shape[1])[p.predicted]
+            entry["hard_macro"] = roc_per_class(p.y, one_hot)["macro"]
+            hard = [f"{entry['hard_macro']:.4f}"]
         rows.append(
             [
                 label,
+                p.source,
                 f"{entry['macro']:.4f}",
                 f"{entry['micro']:.4f}",
+                *hard,
                 *(f"{a:.4f}" for a in entry["auc"]),
             ]
         )  # type: ignore[union-attr]
     classes = len(next(iter(result.items.values()))["auc"])
+    extra = ["macro, hard one-hot (coursework)"] if options.hard else []
     result.tables.append(
-        SimpleTable("AUC", ["run", "macro", "micro", *map(str, range(classes))], rows)
+        SimpleTable(
+            "AUC",
+            ["run", "scores from", "macro", "micro", *extra, *map(str, range(classes))],
+            rows,
+        )
     )
     return result
 

@@ -34,6 +34,13 @@ class Predictions:
     x: np.ndarray  # (N, D) or (N, H, W) float32, as fed to the model
     y: np.ndarray  # (N,) int64 true labels
     probabilities: np.ndarray  # (N, C) float64, rows sum to 1
+    scores: np.ndarray | None = None  # (N, C) decision values when the model has no probabilities
+    source: str = "probability"  # what ROC curves rank by: probability, decision or output
+
+    @property
+    def ranking(self) -> np.ndarray:
+        """(N, C): the scores ROC curves rank by (decision values, else probabilities)."""
+        return self.probabilities if self.scores is None else self.scores
 
     @property
     def predicted(self) -> np.ndarray:
@@ -179,6 +186,8 @@ class StudyRuns:
 
         def compute() -> Predictions:
             name, split = self.evaluation_split(run)
+            if self.config(run).model.kind in ("sklearn", "numpy"):
+                return self._stored_predictions(run, name, split)
             net = self.model(run)
             probabilities = batched(lambda x: torch.softmax(net(x), dim=-1), split.x)
             return Predictions(
@@ -186,6 +195,25 @@ class StudyRuns:
             )
 
         return self._cached(run, "predictions", compute)
+
+    def _stored_predictions(self, run: RunRecord, name: str, split: Split) -> Predictions:
+        """A scikit-learn or NumPy run's stored class scores (`runs/<id>.scores.npz`)."""
+        path = self.artifact(run, "scores")
+        if path is None or not path.is_file():
+            raise NotApplicable(f"run {run.run_id}: its scores file is missing")
+        with np.load(path) as archive:
+            if f"scores_{name}" not in archive.files:
+                raise NotApplicable(f"run {run.run_id}: no stored scores on the {name} split")
+            scores = archive[f"scores_{name}"].astype(np.float64)
+            source = str(archive["source"])
+        x = split.x.cpu().numpy()
+        y = split.y.cpu().numpy()
+        if source == "decision":  # shown as softmax(decision), ranked by the raw values
+            shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+            return Predictions(
+                name, x, y, shifted / shifted.sum(axis=1, keepdims=True), scores, source
+            )
+        return Predictions(name, x, y, scores, None, source)
 
     def _cached(self, run: RunRecord, what: str, make: Any) -> Any:
         key = (run.run_id, what)

@@ -4,6 +4,7 @@
 (figures inline as PNG, no external files or CDN), opening offline in any browser.
 """
 
+from mnistlab.report import classic  # noqa: F401  (registers the classical drawers)
 from mnistlab.report.figures import draw, drawer
 from mnistlab.report.html import REPORT_NAME, write_report
 

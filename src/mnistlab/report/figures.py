@@ -233,7 +233,7 @@ def _roc(result: Result, options: Any) -> Figures:
         ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(f"macro AUC {entry['macro']:.4f}")
+        ax.set_title(f"macro AUC {entry['macro']:.4f} (scores: {entry.get('source', '-')})")
         ax.legend(
             title="digit", loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7
         )

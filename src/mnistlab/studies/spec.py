@@ -59,6 +59,11 @@ KNOWN_ANALYSES: tuple[str, ...] = (
     "activation_maximization",
     "data_overview",
     "pca",
+    "feature_selection",
+    "decision_regions",
+    "svm_intuition",
+    "regression_fit",
+    "initial_predictions",
 )
 """The analysis names a study may ask for (implemented by `mnistlab.analysis`)."""
 
