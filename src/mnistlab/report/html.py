@@ -111,7 +111,7 @@ def statistics_table(ctx: StudyRuns) -> HtmlTable:
             s = describe(values)
             cells = [s.mean, s.std, s.min, s.max, *s.ci95]
             rows.append(
-                [label, metric_title(metric), str(s.n), *(format_number(metric, v) for v in cells)]
+                [label, metric_title(metric), str(s.n), *(_number(metric, v) for v in cells)]
             )
             keys.append([None, None, s.n, *(_sort_key(v) for v in cells)])
     return HtmlTable(
@@ -121,6 +121,11 @@ def statistics_table(ctx: StudyRuns) -> HtmlTable:
         keys,
         "sample std (ddof=1) over repetitions; Student-t 95% interval of the mean; accuracies in %",
     )
+
+
+def _number(metric: str, value: float) -> str:
+    """A statistic as the tables show it; "–" where it does not exist (std of one run)."""
+    return format_number(metric, value) if math.isfinite(value) else "–"
 
 
 def environment_table(ctx: StudyRuns, built_seconds: float) -> HtmlTable:
