@@ -240,6 +240,9 @@ def _check_paths(spec: StudySpec) -> list[Problem]:
         paths += [(("variants", i, "grid", p), p) for p in v.grid or {}]
     if spec.cross_validation is not None:
         paths += [(("cross_validation", "grid", p), p) for p in spec.cross_validation.grid]
+        paths += [
+            (("cross_validation", "refit_set", p), p) for p in spec.cross_validation.refit_set
+        ]
     paths += [(("repetitions", "chain", i), p) for i, p in enumerate(spec.repetitions.chain or ())]
     if spec.select is not None:
         paths.append((("select", "over"), spec.select.over))
@@ -671,7 +674,8 @@ def refit_run(
     -------
     RunSpec
         Role "cv-refit", the study's seed, repetition 0, the configuration's own data
-        split (all training rows), labels = variant set + grid point + chosen. Its id
+        split (all training rows) unless `cross_validation.refit_set` changes it, labels =
+        variant set + grid point + chosen (as its folds'). Its id
         depends only on these, so a resumed study finds it again. `order` follows every
         expanded run, in the order of the configurations.
     """
@@ -696,7 +700,10 @@ def refit_run(
         )
     c = plan.searched[index]
     setting = tuple(_Entry(p, chosen[p], ("cross_validation", "grid", p)) for p in cv.grid)
-    entries = c.variant.sets + c.point + setting
+    refit_only = tuple(
+        _Entry(p, v, ("cross_validation", "refit_set", p)) for p, v in cv.refit_set.items()
+    )
+    entries = c.variant.sets + c.point + setting + refit_only
     try:
         config = _resolve(_defaults(spec), entries)
     except _Invalid as err:
@@ -709,7 +716,7 @@ def refit_run(
         config=config,
         seed=spec.seed,
         repetition=0,
-        labels=_labels(entries),
+        labels=_labels(c.variant.sets + c.point + setting),  # as its folds: tables match
         variant=c.variant.name,
         parent=None,
         role="cv-refit",

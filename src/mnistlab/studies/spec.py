@@ -185,6 +185,11 @@ class CrossValidationSpec(Spec):
     grid: Grid = Field(default_factory=dict, description="the searched field paths and values")
     metric: str = Field(default="val_accuracy", description="the fold score (held-out fold)")
     refit: bool = Field(default=True, description="train the best setting on all training data")
+    refit_set: dict[str, Any] = Field(
+        default_factory=dict,
+        description="field path -> value for the refit only, e.g. a larger "
+        "data.train_subset than the search used",
+    )
     variants: list[str] | None = Field(
         default=None, description="names of the variants searched (null: every variant)"
     )
