@@ -31,6 +31,7 @@ from mnistlab.analysis import (  # noqa: F401  (each module registers its analys
     classification,
     curves,
     data_views,
+    features,
     speed,
     weights,
 )

@@ -517,3 +517,34 @@ def _pca(result: Result, options: Any) -> Figures:
 
 
 __all__ = ["DIGIT_MAP", "digit_legend", "draw", "drawer", "image_grid"]
+
+
+# --- CNNs ---
+
+
+@drawer("feature_maps")
+def _feature_maps(result: Result, options: Any) -> Figures:
+    figures: Figures = []
+    for label, entry in result.items.items():
+        fig = image_grid(entry["input"][None], [f"input (digit {entry['label']})"], cols=1)
+        figures.append((f"{label}: input", fig))
+        for layer in entry["layers"]:
+            maps = layer["maps"]
+            titles = [str(c) for c in range(len(maps))]
+            fig = image_grid(maps, titles, cols=min(8, len(maps)), cmap="viridis")
+            shape = "x".join(map(str, maps.shape[1:]))
+            figures.append((f"{label}: {layer['name']}, {len(maps)} maps of {shape}", fig))
+    return figures
+
+
+@drawer("accuracy_vs_time")
+def _accuracy_vs_time(result: Result, options: Any) -> Figures:
+    fig, axes = new_figure(1, 1, height=3.2)
+    ax = axes[0, 0]
+    for i, (label, entry) in enumerate(result.items.items()):
+        ax.plot(entry["seconds"] / 60, entry["accuracy"], "o-", color=line_color(i), label=label)
+    ax.axhline(options.target, color="gray", ls="--", lw=1, label=f"target {options.target}")
+    ax.set_xlabel("training wall time (minutes)")
+    ax.set_ylabel(options.key)
+    ax.legend(loc="lower right", fontsize=7, frameon=False)
+    return [(f"{options.key} against wall time", fig)]

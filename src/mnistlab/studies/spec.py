@@ -64,6 +64,8 @@ KNOWN_ANALYSES: tuple[str, ...] = (
     "svm_intuition",
     "regression_fit",
     "initial_predictions",
+    "feature_maps",
+    "accuracy_vs_time",
 )
 """The analysis names a study may ask for (implemented by `mnistlab.analysis`)."""
 
