@@ -9,6 +9,7 @@ NOT_APPLICABLE_HERE = {  # an MLP classifier without feature steps says nothing 
     "feature_selection",  # needs pca / forest_select steps
     "regression_fit",  # needs a regression CSV
     "initial_predictions",  # needs the numpy engine
+    "feature_maps",  # needs a CNN
 }
 
 
