@@ -15,6 +15,7 @@ from mnistlab.analysis.registry import NotApplicable, Options, Result, SimpleTab
 from mnistlab.models.layers import Activation, BatchNorm, Dense
 from mnistlab.studies.records import RunRecord
 
+OPENTSNE_FROM = 5000  # points; openTSNE's per-iteration overhead only pays off above this
 EARLY_EXAGGERATION_ITERATIONS = 250  # scikit-learn's fixed count, matched for openTSNE
 RMS_EPSILON = 1e-5  # gradient ascent: the step is grad / (RMS(grad) + this)
 
@@ -126,7 +127,9 @@ class TsneOptions(Options):
     initialization: Literal["pca", "random"] = "pca"
     seed: int = 0
     method: Literal["auto", "opentsne", "sklearn"] = Field(
-        default="auto", description="auto: openTSNE when installed (much faster), else sklearn"
+        default="auto",
+        description="auto: openTSNE from 5,000 points when installed (much faster there), "
+        "else scikit-learn",
     )
     thumbnails: bool = True
     thumbnail_distance: PositiveFloat = Field(
@@ -150,7 +153,7 @@ def tsne_embedding(
     scikit-learn needs at least 250.
     """
     features = np.ascontiguousarray(features, dtype=np.float64)
-    if method in ("auto", "opentsne"):
+    if method == "opentsne" or (method == "auto" and len(features) >= OPENTSNE_FROM):
         try:
             from openTSNE import TSNE as OpenTSNE
         except ImportError:

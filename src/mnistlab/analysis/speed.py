@@ -93,7 +93,10 @@ def chain_product(ctx: StudyRuns, options: Options) -> Result:
     for run in ctx.pick(options):
         arrays = ctx.captures(run)
         product = arrays.get("chain/product")
-        if product is None or product.size == 0:
+        if product is None:
+            result.notes.append(f"{ctx.label(run)}: not recorded (run it again with --fresh)")
+            continue
+        if product.size == 0:
             continue
         depth = len(ctx.config(run).model.hidden)
         bound = SIGMOID_SLOPE_BOUND**depth
@@ -104,7 +107,10 @@ def chain_product(ctx: StudyRuns, options: Options) -> Result:
         }
         rows.append([ctx.label(run), f"{product[0]:.3g}", f"{product[-1]:.3g}", f"{bound:.3g}"])
     if not result.items:
-        raise NotApplicable("no run has a chain of one-unit hidden layers")
+        raise NotApplicable(
+            "no run recorded a chain of one-unit hidden layers"
+            + "".join(f"; {n}" for n in result.notes)
+        )
     result.tables.append(
         SimpleTable("chain-rule factor", ["run", "first epoch", "last epoch", "(1/4)^k"], rows)
     )
