@@ -151,6 +151,15 @@ def test_run_writes_the_report_and_report_analyze_rewrite_it(tiny_study, tmp_pat
     assert "unknown analysis 'nope'" in unknown.output
 
 
+def test_check_rejects_a_bad_analysis_option_in_one_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(TINY_STUDY + "analyses: [{name: curves, options: {layout: sideways}}]\n")
+    result = invoke("check", str(path))
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "bad.yaml: analyses[0] (curves) options: layout" in lines[0]
+
+
 def test_dry_run_and_check_print_the_plan(tiny_study, tmp_path):
     checked = invoke("check", str(tiny_study))
     assert checked.exit_code == 0

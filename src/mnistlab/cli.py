@@ -232,10 +232,12 @@ def run(
 @app.command()
 def check(study: Annotated[Path, typer.Argument(help="a study file")]) -> None:
     """Validate a study file and print how many runs it expands to; run nothing."""
+    from mnistlab.analysis import captures_for
     from mnistlab.studies import count_runs, load_study
 
     with _expected_errors():
         spec = load_study(study)
+        captures_for(spec, str(study))  # the analyses' options are checked too
         out.print(f"{study}: ok, {count_runs(spec)} runs", highlight=False, soft_wrap=True)
 
 

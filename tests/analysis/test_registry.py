@@ -23,6 +23,12 @@ def test_bad_option_names_the_field():
         parse_options("curves", {"layout": "sideways"})
 
 
+def test_bad_option_in_a_study_names_the_file_and_entry():
+    spec = parse_study("name: s\nanalyses: [curves, {name: tsne, options: {perplexity: -1}}]\n")
+    with pytest.raises(SpecError, match=r"s.yaml: analyses\[1\] \(tsne\) options: perplexity"):
+        captures_for(spec, "s.yaml")
+
+
 def test_unknown_analysis_is_one_line():
     with pytest.raises(MnistlabError, match="unknown analysis 'nope'"):
         get_analysis("nope")

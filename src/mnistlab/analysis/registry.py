@@ -115,11 +115,15 @@ def parse_options(name: str, options: dict[str, Any], where: str = "") -> Option
     return parse_spec(definition.options, options, where or f"analyses: {name}: options")
 
 
-def captures_for(spec: StudySpec) -> tuple[str, ...]:
-    """The training-time captures a study's analyses need (their options validated too)."""
+def captures_for(spec: StudySpec, source: str = "") -> tuple[str, ...]:
+    """The training-time captures a study's analyses need (their options validated too).
+
+    A bad option is a `SpecError` naming `source` (the study file), the entry and the field.
+    """
     needed: list[str] = []
-    for entry in spec.analyses:
-        parse_options(entry.name, entry.options)
+    prefix = f"{source}: " if source else ""
+    for i, entry in enumerate(spec.analyses):
+        parse_options(entry.name, entry.options, f"{prefix}analyses[{i}] ({entry.name}) options")
         for capture in get_analysis(entry.name).captures:
             if capture not in needed:
                 needed.append(capture)
