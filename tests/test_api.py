@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mnistlab import MLP, SpecError, evaluate, fit, load_dataset
+from mnistlab import CNN, MLP, SpecError, evaluate, fit, load_dataset
 from mnistlab.data import dataset_location
 
 HAS_MNIST = dataset_location("mnist").complete
@@ -73,3 +73,32 @@ def test_bad_options_raise_one_line_spec_errors():
 def test_summary_before_building_explains():
     with pytest.raises(RuntimeError, match="call fit"):
         MLP().summary()
+
+
+def test_a_cnn_fits_evaluates_predicts_and_summarises(capsys):
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(48) % 2
+    x = torch.rand(48, 8, 8, generator=g) * 0.2
+    x[y == 0, :, :4] += 1.0
+    x[y == 1, :, 4:] += 1.0
+    model = CNN(
+        layers=[
+            {"layer": "Conv2D", "filters": 4, "kernel_size": 3, "activation": "relu"},
+            "flatten",
+        ],
+        seed=3,
+    )
+    history = fit(
+        model,
+        (x.numpy(), y.numpy()),
+        optimizer="adam",
+        learning_rate=0.05,
+        epochs=6,
+        batch_size=16,
+        verbose=False,
+    )
+    assert len(history.history["loss"]) == 6
+    assert evaluate(model, (x.numpy(), y.numpy()))["accuracy"] == 1.0
+    assert model.predict(x.reshape(48, 64)[:2]).argmax(dim=1).tolist() == [0, 1]
+    model.summary()
+    assert "│ conv2d (Conv2D)                      │ (None, 6, 6, 4)" in capsys.readouterr().out

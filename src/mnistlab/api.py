@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from mnistlab.data import Data, DataSpec, Split, load_data
-from mnistlab.models import MLPNet, MLPSpec, build_mlp, summary
+from mnistlab.models import CNNNet, CNNSpec, MLPNet, MLPSpec, build_cnn, build_mlp, summary
 from mnistlab.runtime import make_generator, select_device
 from mnistlab.spec import parse_spec
 from mnistlab.training.callbacks import Callback, save_weights
@@ -83,7 +83,7 @@ class MLP:
             MLPSpec, {"hidden": tuple(hidden), "activation": activation, **options}
         )
         self.seed = seed
-        self.net: MLPNet | None = None
+        self.net: MLPNet | CNNNet | None = None
         self.train_spec: TrainSpec | None = None
 
     def build(self, input_dim: int, outputs: int | None = None, seed: int | None = None) -> MLP:
@@ -93,7 +93,7 @@ class MLP:
         return self
 
     @property
-    def built(self) -> MLPNet:
+    def built(self) -> MLPNet | CNNNet:
         """The torch module; an error before `build` or `fit`."""
         if self.net is None:
             raise RuntimeError("the model has no weights yet: call fit() or build() first")
@@ -112,6 +112,27 @@ class MLP:
     def save(self, path: str | Path) -> None:
         """Save the weights as safetensors."""
         save_weights(self.built.state_dict(), Path(path))
+
+
+class CNN(MLP):
+    """A Keras-like CNN: `CNN(layers=[{"layer": "Conv2D", "filters": 32, "kernel_size": 3}, ...])`.
+
+    Takes every `CNNSpec` field; the output Dense (the class count) is added after `layers`.
+    Inputs may be flat square images (784) or (N, H, W); `fit`, `evaluate`, `predict`,
+    `summary` and `save` work as for `MLP`.
+    """
+
+    def __init__(self, layers: Sequence[Any], *, seed: int = 0, **options: Any) -> None:
+        self.spec = parse_spec(CNNSpec, {"layers": list(layers), **options})
+        self.seed = seed
+        self.net = None
+        self.train_spec = None
+
+    def build(self, input_dim: int, outputs: int | None = None, seed: int | None = None) -> CNN:
+        """Create and initialise the weights for flat inputs of `input_dim` (a square image)."""
+        init_seed = RunSeeds.from_seed(self.seed if seed is None else seed).init
+        self.net = build_cnn(self.spec, (input_dim,), outputs, make_generator(init_seed))
+        return self
 
 
 def training_spec(
