@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from mnistlab.analysis import Result
 from mnistlab.report.style import (
@@ -56,6 +57,12 @@ def _grid(count: int, cols: int = MAX_COLS, height: float = 2.6) -> tuple[Figure
     for ax in flat[count:]:
         ax.set_visible(False)
     return fig, flat[:count]
+
+
+def _epochs_axis(ax: Any) -> None:
+    """An x axis of whole epochs."""
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def digit_legend(ax: Any, classes: int = 10, title: str = "digit") -> None:
@@ -125,7 +132,7 @@ def _curves(result: Result, options: Any) -> Figures:
                     lw=0,
                 )
         ax.set_title(panel)
-        ax.set_xlabel("epoch")
+        _epochs_axis(ax)
         if options.ylim is not None:
             ax.set_ylim(*options.ylim)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -148,7 +155,7 @@ def _zero_one(result: Result, options: Any) -> Figures:
         for style, (split, curve) in zip(("-", "--"), entry.items(), strict=False):
             epochs = np.arange(1, len(curve) + 1)
             ax.plot(epochs, curve, style, color=line_color(i), label=f"{label}: {split}", lw=1.3)
-    ax.set_xlabel("epoch")
+    _epochs_axis(ax)
     ax.set_ylabel("zero-one error")
     ax.legend(loc="upper right", fontsize=7, frameon=False)
     return [("zero-one error per epoch (solid: train, dashed: held out)", fig)]
@@ -331,13 +338,13 @@ def _speed(result: Result, options: Any) -> Figures:
                 ax.plot(epochs, values[:, i], color=line_color(i), label=layer, lw=1.3)
             _log_if_positive(ax, values)
             ax.set_title(title)
-            ax.set_xlabel("epoch")
+            _epochs_axis(ax)
         axes[0, 0].legend(fontsize=7, frameon=False)
         ax = axes[0, 2]
         original = entry["original"]
         ax.plot(np.arange(1, len(original) + 1), original, color="black", lw=1.3)
         ax.set_title("single learning-speed number")
-        ax.set_xlabel("epoch")
+        _epochs_axis(ax)
         figures.append((label, fig))
     return figures
 
@@ -354,7 +361,7 @@ def _chain(result: Result, options: Any) -> Figures:
     axes[0, 1].set_title("|Π σ'(z)| and the bound (1/4)^k (dotted)")
     for ax, key in zip(axes[0], ("product", "derivative"), strict=True):
         _log_if_positive(ax, np.concatenate([e[key] for e in result.items.values()]))
-        ax.set_xlabel("epoch")
+        _epochs_axis(ax)
     axes[0, 0].legend(fontsize=7, frameon=False)
     return [("chain-rule factor per epoch", fig)]
 
