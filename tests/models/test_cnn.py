@@ -118,3 +118,31 @@ def test_build_model_picks_the_cnn_and_cnns_never_stack():
         "models[0]: kind 'cnn' cannot stack (MLPs only)",
         "models[1]: kind 'cnn' cannot stack (MLPs only)",
     ]
+
+
+def test_map_batch_norm_inference_uses_the_moving_statistics():
+    norm = MapBatchNorm(3, momentum=0.5, epsilon=1e-3)
+    with torch.no_grad():
+        norm.moving_mean.copy_(torch.tensor([1.0, -1.0, 0.0]))
+        norm.moving_variance.copy_(torch.tensor([4.0, 1.0, 0.25]))
+        norm.gamma.copy_(torch.tensor([2.0, 1.0, 1.0]))
+    x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    expected = (
+        (x - norm.moving_mean[:, None, None])
+        / torch.sqrt(norm.moving_variance[:, None, None] + 1e-3)
+        * norm.gamma[:, None, None]
+    )
+    torch.testing.assert_close(norm.eval()(x), expected)
+
+
+def test_map_batch_norm_gradients_equal_the_formula():
+    x = torch.randn(4, 2, 3, 3, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    weights = torch.randn(4, 2, 3, 3, generator=torch.Generator().manual_seed(3))
+    norm = MapBatchNorm(2).train()
+    (norm(x) * weights).sum().backward()
+    fused = x.grad.clone()
+    x.grad = None
+    var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)
+    formula = (x - mean[:, None, None]) / torch.sqrt(var[:, None, None] + 1e-3)
+    (formula * weights).sum().backward()
+    torch.testing.assert_close(fused, x.grad, atol=1e-5, rtol=1e-4)
