@@ -106,6 +106,20 @@ def test_changed_study_file_needs_fresh(tmp_path):
     assert run_study(changed, changed_text, tmp_path, fresh=True).counts == {"done": 2}
 
 
+def test_editing_what_a_study_reports_keeps_its_runs(tmp_path):
+    spec, text = study("")
+    run_study(spec, text, tmp_path)
+    reported, reported_text = study(
+        "description: now with curves\nanalyses: [curves]\n"
+        "table: {columns: [{title: acc, metric: test_accuracy}]}\n"
+    )
+    assert run_study(reported, reported_text, tmp_path, captures=()).ran == 0
+    with open_store(tmp_path) as store:
+        stored = store.get_study("tiny")
+    assert "analyses: [curves]" in stored.source
+    assert '"curves"' in stored.spec_json
+
+
 def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):
     study_file = tmp_path / "slow.yaml"
     study_file.write_text(

@@ -89,9 +89,13 @@ def open_store(results: Path) -> Store:
     return Store.open(results / DB_NAME)
 
 
+REPORT_ONLY_FIELDS = frozenset({"description", "analyses", "table", "select"})
+"""Study fields that change what is reported, not what runs: editing them keeps the runs."""
+
+
 def spec_digest(spec: StudySpec) -> str:
-    """Identity of a study file's content: a changed file is a different study."""
-    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
+    """Identity of what a study runs: a file that would run differently is another study."""
+    return hashlib.sha256(spec.model_dump_json(exclude=REPORT_ONLY_FIELDS).encode()).hexdigest()
 
 
 def plan_study(spec: StudySpec, results: Path, data_dir: Path | None = None) -> Plan:

@@ -332,8 +332,9 @@ class Store:
         spec_json : str
             The validated spec, as JSON text.
         spec_hash : str
-            Identity of the study file's content; a stored study with another hash is a
-            conflict.
+            Identity of what the study runs; a stored study with another hash is a
+            conflict. With the same hash, the stored spec, text and description are
+            refreshed (what the study reports may change without rerunning it).
         source : str
             The study file's text, kept for the record.
         replace : bool
@@ -354,10 +355,11 @@ class Store:
                         f"study '{name}' in {self._where} was made from a different file;"
                         " use --fresh or rename it"
                     )
-                # same spec: keep the runs, refresh the text (comments may have changed)
+                # same runs: keep them, refresh the text, the analyses and the table
                 conn.execute(
-                    "UPDATE studies SET description = ?, source = ?, updated = ? WHERE name = ?",
-                    (description, source, now, name),
+                    "UPDATE studies SET description = ?, spec = ?, source = ?, updated = ?"
+                    " WHERE name = ?",
+                    (description, spec_json, source, now, name),
                 )
                 return
             conn.execute("DELETE FROM studies WHERE name = ?", (name,))  # cascades to runs
