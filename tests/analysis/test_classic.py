@@ -67,6 +67,12 @@ def test_feature_selection_shows_the_forest_pixels(classic_study):
     assert entry["importances"][entry["mask"]].min() >= entry["importances"][~entry["mask"]].max()
 
 
+def test_prediction_galleries_show_images_not_chosen_pixels(classic_study):
+    outcome = compute(classic_study, "predictions", {"images": 6})
+    entry = next(iter(outcome.result.items.values()))
+    assert entry["images"].shape == (6, 8, 8)  # the digits, though the model saw 20 pixels
+
+
 def test_roc_ranks_svm_by_decision_values_and_adds_the_hard_auc(classic_study):
     outcome = compute(classic_study, "roc", {"hard": True})
     table = outcome.result.tables[0]

@@ -42,7 +42,10 @@ def most_confused_pair(counts: np.ndarray) -> tuple[int, int]:
 
 def _images(ctx: StudyRuns, run: object, predictions: Predictions) -> np.ndarray:
     shape = ctx.image_shape(run)  # type: ignore[arg-type]
-    return predictions.x.reshape(len(predictions.x), *shape)
+    x = predictions.x
+    if x[0].size != np.prod(shape):  # feature steps (PCA, chosen pixels) fed the model
+        x = ctx.images(run, predictions.split)  # type: ignore[arg-type]
+    return x.reshape(len(x), *shape)
 
 
 def _classes(predictions: Predictions) -> int:

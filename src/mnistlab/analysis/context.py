@@ -172,6 +172,17 @@ class StudyRuns:
 
         return self._cached(run, "model", load)
 
+    def images(self, run: RunRecord, split: str) -> np.ndarray:
+        """A split's inputs as scaled but before any feature step: the images people look at."""
+        from mnistlab.studies.execute import _CACHE
+
+        spec = self.config(run).data.model_copy(update={"features": ()})
+        data = _CACHE.get(spec, self.data_dir, self.device)
+        chosen = {"train": data.train, "val": data.val, "test": data.test}[split]
+        if chosen is None:
+            raise NotApplicable(f"the study has no {split} split")
+        return chosen.x.cpu().numpy()
+
     def evaluation_split(self, run: RunRecord) -> tuple[str, Split]:
         """The split predictions are shown on: test, else validation."""
         data = self.data(run)
