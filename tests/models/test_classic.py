@@ -46,3 +46,16 @@ def test_estimators_get_their_options_and_seed():
         RunConfig.model_validate({"model": {"kind": "sklearn", "estimator": "knn"}}).model, 0
     )
     assert knn.n_neighbors == 5
+
+
+def test_numpy_kind_does_not_clip_gradients():
+    message = _model_error_with(
+        {"kind": "numpy"}, {"optimizer": {"name": "sgd", "learning_rate": 0.1, "clipnorm": 1.0}}
+    )
+    assert message == "training: the numpy engine does not clip gradients (clipnorm)"
+
+
+def _model_error_with(model: dict, training: dict) -> str:
+    with pytest.raises(SpecError) as info:
+        parse_spec(RunConfig, {"model": model, "training": training})
+    return str(info.value)

@@ -81,6 +81,9 @@ class KNNSpec(_SklearnBase):
     p: PositiveFloat = Field(2.0, description="Minkowski power: 2 Euclidean, 1 Manhattan")
 
 
+SklearnModel = LogisticSpec | SVMSpec | RandomForestSpec | KNNSpec
+"""Any scikit-learn model spec (the plain union; `SklearnSpec` is the validating type)."""
+
 _ESTIMATORS = (LogisticSpec, SVMSpec, RandomForestSpec, KNNSpec)
 ESTIMATOR_NAMES = tuple(c.model_fields["estimator"].default for c in _ESTIMATORS)
 
@@ -114,7 +117,7 @@ SklearnSpec = Annotated[
 """A scikit-learn classifier, told apart by `estimator`."""
 
 
-def build_estimator(spec: Any, seed: int) -> BaseEstimator:
+def build_estimator(spec: SklearnModel, seed: int) -> BaseEstimator:
     """The scikit-learn estimator a spec describes, seeded with `seed` where it draws.
 
     Parameters
@@ -173,6 +176,7 @@ __all__ = [
     "NumpySpec",
     "RandomForestSpec",
     "SVMSpec",
+    "SklearnModel",
     "SklearnSpec",
     "build_estimator",
 ]

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
 from mnistlab.data import Data, Split
 from mnistlab.errors import SpecError
-from mnistlab.models.classic import NumpySpec, build_estimator
+from mnistlab.models.classic import NumpySpec, SklearnModel, build_estimator
 from mnistlab.models.numpy_mlp import NumpyLoss, init_numpy_mlp
 from mnistlab.runtime import make_generator
 from mnistlab.training.spec import TrainSpec
@@ -88,7 +87,9 @@ def _splits(data: Data, evaluate_test: bool) -> dict[str, Split]:
     return {name: split for name, split in named.items() if split is not None}
 
 
-def fit_sklearn(spec: Any, data: Data, seed: int, *, evaluate_test: bool = True) -> Outcome:
+def fit_sklearn(
+    spec: SklearnModel, data: Data, seed: int, *, evaluate_test: bool = True
+) -> Outcome:
     """Fit a scikit-learn classifier on the training split and score every split.
 
     Parameters
@@ -148,6 +149,11 @@ def check_numpy_training(spec: TrainSpec) -> str | None:
     """Why the NumPy engine cannot train with `spec`, or None when it can."""
     if spec.optimizer.name != "sgd" or getattr(spec.optimizer, "nesterov", False):
         return f"the numpy engine trains with plain or momentum sgd, not {spec.optimizer.name}"
+    clipped = [
+        k for k in ("clipnorm", "clipvalue", "global_clipnorm") if getattr(spec.optimizer, k)
+    ]
+    if clipped:
+        return f"the numpy engine does not clip gradients ({clipped[0]})"
     if spec.loss not in _LOSSES:
         return f"the numpy engine's losses are {', '.join(_LOSSES)}, not {spec.loss}"
     if spec.schedule.kind != "constant":
