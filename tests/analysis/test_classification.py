@@ -41,3 +41,15 @@ def test_roc_of_perfect_scores_has_unit_auc():
     np.testing.assert_allclose(roc["auc"], [1.0, 1.0, 1.0])
     assert roc["macro"] == pytest.approx(1.0)
     assert roc["micro"] == pytest.approx(1.0)
+
+
+def test_macro_average_curve_averages_the_classes_tprs():
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    scores = np.eye(3)[y] + rng.normal(0, 0.7, (60, 3))
+    roc = roc_per_class(y, scores)
+    fpr, tpr = roc["macro_curve"]
+    assert fpr[0] == 0.0 and fpr[-1] == 1.0 and tpr[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(tpr) >= 0)
+    # its area is close to the macro AUC (equal up to the interpolation between points)
+    assert np.trapezoid(tpr, fpr) == pytest.approx(roc["macro"], abs=0.02)

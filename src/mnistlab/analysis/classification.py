@@ -181,8 +181,8 @@ def roc_per_class(y: np.ndarray, scores: np.ndarray) -> dict[str, object]:
     Returns
     -------
     dict with `curves` (class -> (fpr, tpr)), `auc` (C,) (NaN for a class absent from y),
-    `macro` (mean over classes present), `micro` (AUC of the pooled one-vs-rest problem)
-    and `micro_curve`.
+    `macro` (mean over classes present), `micro` (AUC of the pooled one-vs-rest problem),
+    `micro_curve` and `macro_curve` (the classes' TPRs averaged at the union of their FPRs).
     """
     classes = scores.shape[1]
     onehot = np.eye(classes, dtype=np.int64)[y]
@@ -194,8 +194,12 @@ def roc_per_class(y: np.ndarray, scores: np.ndarray) -> dict[str, object]:
             curves[c] = (fpr, tpr)
             auc[c] = roc_auc_score(onehot[:, c], scores[:, c])
     micro_fpr, micro_tpr, _ = roc_curve(onehot.ravel(), scores.ravel())
+    # macro-average curve: every class's TPR at the union of their FPRs, averaged
+    grid = np.unique(np.concatenate([fpr for fpr, _ in curves.values()]))
+    macro_tpr = np.mean([np.interp(grid, fpr, tpr) for fpr, tpr in curves.values()], axis=0)
     return {
         "curves": curves,
+        "macro_curve": (grid, macro_tpr),
         "auc": auc,
         "macro": float(np.nanmean(auc)),
         "micro": float(roc_auc_score(onehot.ravel(), scores.ravel())),

@@ -237,6 +237,9 @@ def _roc(result: Result, options: Any) -> Figures:
             ax.plot(fpr, tpr, color=digit_color(c), lw=1, label=f"{c} (AUC {entry['auc'][c]:.3f})")
         fpr, tpr = entry["micro_curve"]
         ax.plot(fpr, tpr, "k--", lw=1.2, label=f"micro (AUC {entry['micro']:.3f})")
+        if "macro_curve" in entry:
+            fpr, tpr = entry["macro_curve"]
+            ax.plot(fpr, tpr, "k:", lw=1.4, label=f"macro (AUC {entry['macro']:.3f})")
         ax.plot([0, 1], [0, 1], ":", color="grey", lw=0.8)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
