@@ -33,7 +33,8 @@ SPEC_FIELDS_OF_CONTENT = frozenset({"path", "format", "label_column"})  # covere
 
 @dataclass
 class Split:
-    """One split in memory: x float32 (N, D) or (N, H, W), y int64 class ids (N,)."""
+    """One split in memory: x float32 (N, D) or (N, H, W); y int64 class ids (N,), or float32
+    targets (N, K) for a regression dataset."""
 
     x: Tensor
     y: Tensor
