@@ -229,3 +229,22 @@ def test_fit_with_augmentation_fixed_steps_and_augmented_validation():
 def test_validation_steps_need_augmented_validation():
     with pytest.raises(ValueError, match="validation_steps: counts augmented validation batches"):
         TrainSpec(validation_steps=3)
+
+
+@pytest.mark.parametrize("augment_validation", [False, True])
+def test_validation_is_augmented_only_when_asked(augment_validation):
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(32) % 2
+    x = torch.rand(32, 8, 8, generator=g)
+    x[y == 0, 2:6, 1:3] += 1.0
+    split = Split(x=x.reshape(32, 64), y=y)
+    layers = [{"layer": "conv2d", "filters": 2, "kernel_size": 3}, "flatten"]
+    net = build_model(CNNSpec(layers=layers), (8, 8), 2, torch.Generator().manual_seed(0))
+    spec = TrainSpec(
+        epochs=1,
+        batch_size=8,
+        augment={"rotation_range": 20, "width_shift_range": 2, "validation": augment_validation},
+    )
+    history = fit(net, split, spec, val=split, seed=0)
+    plain = evaluate(net, split, spec)["loss"]
+    assert (history.history["val_loss"][0] != pytest.approx(plain, rel=1e-6)) == augment_validation
