@@ -226,3 +226,11 @@ def test_backprop_example_rejects_a_negative_eta():
     result = invoke("backprop-example", "--eta", "-1")
     assert result.exit_code == 2
     assert "eta: must be > 0, got -1.0" in result.output
+
+
+@pytest.mark.parametrize("option", ["--jobs", "--threads"])
+def test_run_refuses_fewer_than_one_job_or_thread(tmp_path, tiny_study, option):
+    result = invoke("run", str(tiny_study), "--results", str(tmp_path / "r"), option, "0")
+    assert result.exit_code == 2, result.output
+    assert f"{option}: must be >= 1, got 0" in result.output
+    assert not (tmp_path / "r" / "mnistlab.db").exists()

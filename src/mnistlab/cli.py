@@ -187,6 +187,13 @@ def run(
             "is a small dense model, else 1)"
         ),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="torch threads per run (default: every core, one for small dense models; "
+            "1 is faster on a machine other work keeps busy)"
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="print the plan, run nothing")] = False,
     stack: Annotated[
         bool, typer.Option(help="train same-architecture runs as one stacked model")
@@ -207,6 +214,8 @@ def run(
             return
         if jobs is not None and jobs < 1:
             raise MnistlabError(f"--jobs: must be >= 1, got {jobs}")
+        if threads is not None and threads < 1:
+            raise MnistlabError(f"--threads: must be >= 1, got {threads}")
         with StudyProgress(err) as progress:
             outcome = run_study(
                 spec,
@@ -214,6 +223,7 @@ def run(
                 results,
                 fresh=fresh,
                 jobs=jobs,
+                threads=threads,
                 data_dir=data_dir,
                 device=device,
                 stack=stack,

@@ -272,3 +272,16 @@ def test_a_stack_feeds_the_progress_display_with_its_longest_member(tmp_path):
     assert [r.status for r in results] == ["done", "done"]
     longest = next(r for r in runs if r.config.training.epochs == 3)
     assert seen == [(longest.run_id, e, 3) for e in range(3)]
+
+
+def test_threads_fix_torch_threads_for_every_run(tmp_path):
+    import torch
+
+    spec, text = study("")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert run_study(spec, text, tmp_path, threads=1, captures=()).ran == 1
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -132,12 +132,14 @@ def run_study(
     stack: bool = True,
     listener: StudyListener | None = None,
     captures: Sequence[str] | None = None,
+    threads: int | None = None,
 ) -> Outcome:
     """Run every unfinished run of a study and store each result in one transaction.
 
     A killed study resumes: runs left `running` go back to `pending`, finished ones are
     skipped. A diverged or failed run never stops the study. `jobs` runs at once in worker
-    processes (None: `auto_jobs` decides). With `stack`, independent runs
+    processes (None: `auto_jobs` decides); `threads` fixes torch's threads per run (None:
+    every core, or one for a small dense model). With `stack`, independent runs
     of one architecture train as one stacked model (each equal to its run alone), except
     runs that record training-time `captures` (default: what the study's analyses need,
     `mnistlab.analysis.captures_for`), which always train alone.
@@ -174,14 +176,24 @@ def run_study(
         if listener is not None:
             listener.on_study_begin(spec.name, len(runs), len(runs) - len(todo))
         outcome.ran += _run(
-            store, executor, todo, runs, results, data_dir, device, stack, listener, probes
+            store, executor, todo, runs, results, data_dir, device, stack, listener, probes, threads
         )
         if spec.cross_validation is not None and spec.cross_validation.refit:
             refits = refit_runs(spec, store.runs(spec.name), fingerprint)
             store.add_runs(refits)
             todo = _unfinished(store, spec.name, refits)
             outcome.ran += _run(
-                store, executor, todo, refits, results, data_dir, device, stack, listener, probes
+                store,
+                executor,
+                todo,
+                refits,
+                results,
+                data_dir,
+                device,
+                stack,
+                listener,
+                probes,
+                threads,
             )
         outcome.counts = {k: n for k, n in store.counts(spec.name).items() if n}
     return outcome
@@ -234,13 +246,14 @@ def _run(
     stack: bool,
     listener: StudyListener | None,
     captures: tuple[str, ...] = (),
+    threads: int | None = None,
 ) -> int:
     """Run `todo` as tasks (continue-mode chains stay together); return how many finished."""
     if not todo:
         return 0
     records = {r.run_id: r for r in store.runs(every[0].study)}
     tasks, blocked = _tasks(todo, records, results, data_dir, device)
-    tasks = [replace(task, captures=captures) for task in tasks]
+    tasks = [replace(task, captures=captures, threads=threads) for task in tasks]
     if stack:
         tasks = _stacked(tasks)
     finished = 0
