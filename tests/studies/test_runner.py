@@ -170,7 +170,10 @@ def _wait_for_done_runs(db: Path, at_least: int, proc: subprocess.Popen) -> int:
 
 def test_stacked_runs_equal_single_runs(tmp_path):
     spec, text = study("grid: {training.optimizer.learning_rate: [0.01, 0.03]}\nrepetitions: 2\n")
-    text = text.replace("model: {hidden: [8]}", "model: {hidden: [8], dropout: 0.1}")
+    # batch norm keeps these tiny runs off the lean step, which would train them faster alone
+    text = text.replace(
+        "model: {hidden: [8]}", "model: {hidden: [8], dropout: 0.1, batch_norm: after}"
+    )
     spec = parse_study(text, "tiny.yaml")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a stack that fell back to single runs would warn
@@ -191,14 +194,24 @@ def test_the_runner_stacks_compatible_runs_only():
     from mnistlab.studies.runner import _stacked
 
     spec, _ = study(
-        "grid: {model.hidden: [[4], [8]], training.optimizer.learning_rate: [0.01, 0.02]}\n"
-        "repetitions: 2\n"
+        "grid: {model.hidden: [[4], [8]], training.optimizer.learning_rate: [0.01, 0.02],"
+        " model.batch_norm: [after]}\nrepetitions: 2\n"
     )
     runs = expand(spec, lambda data: "fp")
     tasks = _stacked([RunTask((run,), Path("r")) for run in runs])
     assert sorted(len(t.runs) for t in tasks) == [4, 4]
     assert all(t.stacked for t in tasks)
     assert {len({r.config.model.hidden for r in t.runs}) for t in tasks} == {1}
+
+
+def test_small_runs_the_lean_step_takes_are_not_stacked():
+    from mnistlab.studies.execute import RunTask
+    from mnistlab.studies.runner import _stacked
+
+    spec, _ = study("grid: {training.optimizer.learning_rate: [0.01, 0.02]}\nrepetitions: 2\n")
+    tasks = _stacked([RunTask((run,), Path("r")) for run in expand(spec, lambda data: "fp")])
+    assert [len(t.runs) for t in tasks] == [1, 1, 1, 1]
+    assert not any(t.stacked for t in tasks)
 
 
 def test_runs_that_cannot_stack_run_alone(tmp_path):
@@ -260,7 +273,7 @@ def test_auto_jobs_pools_small_dense_runs_only_when_there_is_enough_work():
 
 
 def test_a_stack_feeds_the_progress_display_with_its_longest_member(tmp_path):
-    spec, _ = study("grid: {training.epochs: [2, 3]}\n")
+    spec, _ = study("grid: {training.epochs: [2, 3], model.batch_norm: [after]}\n")
     runs = tuple(expand(spec, fingerprint_data))
     seen = []
     results = list(

@@ -9,7 +9,7 @@ from mnistlab.data import Split
 from mnistlab.errors import SpecError
 from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.models.stacked import stack_models
-from mnistlab.runtime import make_generator
+from mnistlab.runtime import SMALL_GEMM, make_generator
 from mnistlab.training.loop import RunSeeds, evaluate, fit
 from mnistlab.training.optimizers import _SPECS as OPTIMIZER_SPECS
 from mnistlab.training.spec import TrainSpec
@@ -323,10 +323,14 @@ def test_stacked_nets_are_trained_in_place_like_fit():
     assert all(h.status == "done" and not math.isnan(h.last["loss"]) for h in histories)
 
 
-def test_stacking_pays_unless_the_lean_step_trains_a_large_model_alone():
+def test_stacking_pays_only_between_one_thread_models_and_gemm_bound_ones():
     train = _blobs()
     sgd = _train(optimizer="sgd")
-    assert stack_pays(_net(PLAIN, 0), sgd, train)  # small: overhead-bound, the stack wins
+    assert not stack_pays(_net(PLAIN, 0), sgd, train)  # one-thread size: 1-thread workers
+    middle = MLPSpec(hidden=(256, 256))  # 16·256·256 ≥ SMALL_GEMM, 16·Σ in·out < GEMM_BOUND
+    assert SMALL_GEMM <= 16 * 256 * 256
+    assert 16 * (D * 256 + 256 * 256 + 256 * C) < GEMM_BOUND
+    assert stack_pays(_net(middle, 0), sgd, train)
     wide = MLPSpec(hidden=(4096, 256))  # 16·(20·4096 + 4096·256 + 256·3) > GEMM_BOUND
     assert 16 * (D * 4096 + 4096 * 256 + 256 * C) > GEMM_BOUND
     assert not stack_pays(_net(wide, 0), sgd, train)

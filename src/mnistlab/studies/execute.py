@@ -112,14 +112,25 @@ def fingerprint_data(spec: DataSpec, data_dir: Path | None = None) -> str:
     return data_fingerprint(dataset, spec)
 
 
+def _sample_mlp(run: RunSpec, data_dir: Path | None) -> nn.Module | None:
+    """The run's MLP at the dataset's full input width (to judge its cost), None if no MLP."""
+    if run.config.model.kind != "mlp" or run.config.data.regression is not None:
+        return None
+    dataset = _CACHE.dataset(run.config.data, data_dir)
+    return build_model(run.config.model, dataset.image_shape, dataset.n_classes, make_generator(0))
+
+
 def one_thread_run(run: RunSpec, data_dir: Path | None = None) -> bool:
     """Whether `fit` would train this run on one thread: a dense model whose largest GEMM is
     small (`runtime.default_threads`), judged on the dataset's full input width."""
-    if run.config.model.kind != "mlp" or run.config.data.regression is not None:
-        return False
-    dataset = _CACHE.dataset(run.config.data, data_dir)
-    net = build_model(run.config.model, dataset.image_shape, dataset.n_classes, make_generator(0))
-    return default_threads(net, run.config.training.batch_size) == 1
+    net = _sample_mlp(run, data_dir)
+    return net is not None and default_threads(net, run.config.training.batch_size) == 1
+
+
+def worth_stacking(run: RunSpec, data_dir: Path | None = None) -> bool:
+    """Whether runs like this one train faster stacked than one by one (`stack_pays`)."""
+    net = _sample_mlp(run, data_dir)
+    return net is not None and stack_pays(net, run.config.training)
 
 
 def training_steps(run: RunSpec, data_dir: Path | None = None) -> int:

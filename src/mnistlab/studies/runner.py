@@ -21,6 +21,7 @@ from mnistlab.studies.execute import (
     one_thread_run,
     training_steps,
     weights_path,
+    worth_stacking,
 )
 from mnistlab.studies.executors import Executor, InProcessExecutor, LocalPoolExecutor
 from mnistlab.studies.expand import expand, refit_runs
@@ -315,11 +316,13 @@ def _stacked(tasks: list[RunTask]) -> list[RunTask]:
     """Merge independent single runs that can train as one stack; chains stay as they are.
 
     Runs that record training-time captures train alone: the stacked loop has no probes.
+    So do runs that train faster alone (`execute.worth_stacking`).
     """
     groups: list[list[RunTask]] = []
     kept: list[RunTask] = []
     for task in tasks:
-        if len(task.runs) > 1 or task.runs[0].parent is not None or task.captures:
+        alone = len(task.runs) > 1 or task.runs[0].parent is not None or task.captures
+        if alone or not worth_stacking(task.runs[0], task.data_dir):
             kept.append(task)
             continue
         for group in groups:

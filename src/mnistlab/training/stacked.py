@@ -32,7 +32,7 @@ from mnistlab.models.stacked import (
     stack_conflicts,
     stack_models,
 )
-from mnistlab.runtime import configure_threads, make_generator
+from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
 from mnistlab.training.history import History
 from mnistlab.training.lean import lean_supported
@@ -103,15 +103,20 @@ a stack saves no overhead; for runs the lean step takes, one by one is then fast
 60 M: a stack of 3 took 2.78 s/epoch, one at a time 3 × 0.755 s; docs/performance.md)."""
 
 
-def stack_pays(net: MLPNet, spec: TrainSpec, train: Split) -> bool:
+def stack_pays(net: MLPNet, spec: TrainSpec, train: Split | None = None) -> bool:
     """Whether a stack of runs like this one trains faster than the runs one by one.
 
-    A stack runs the autograd step over all members: it wins when per-step overhead
-    dominates, and loses to the lean single-model step (dense, no batch norm) once the
-    model's own GEMMs are large (`GEMM_BOUND`).
+    A stack runs the autograd step over all members. Against the lean single-model step
+    (dense, no batch norm) it wins only in between: a model small enough for one thread
+    (`runtime.default_threads`) takes ~0.1 ms a lean step, less than a member's share of
+    a stacked step (784-30-10 at batch 10: 4 stacked 0.84 s per run-epoch, alone 0.54 s,
+    two 1-thread workers 0.46 s), and a model whose GEMMs fill the cores (`GEMM_BOUND`)
+    gains nothing from sharing a step.
     """
     if not lean_supported(net, spec, train):
         return True
+    if default_threads(net, spec.batch_size) == 1:
+        return False  # runner.auto_jobs gives such runs one 1-thread worker per core
     work = spec.batch_size * sum(p.numel() for p in net.parameters() if p.dim() == 2)
     return work < GEMM_BOUND
 
