@@ -311,19 +311,11 @@ class CNNNet(nn.Module):
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Initialise kernels then biases from `generator`, in layer order; BN to Keras's start."""
-        for module, kernel_init, bias_init in self._initializers:
-            if isinstance(module, Conv2D):
-                module.initialize(kernel_init, bias_init, generator)
-            else:
-                fan_in, fan_out = module.in_features, module.out_features
-                initialize(module.kernel, kernel_init, fan_in, fan_out, generator)
-                initialize(module.bias, bias_init, fan_out, fan_out, generator)
+        for module, kernel_init, bias_init in self._initializers:  # Conv2D or Dense
+            module.initialize(kernel_init, bias_init, generator)
         for layer in self.layers:
             if isinstance(layer, BatchNorm):
-                layer.gamma.fill_(1.0)
-                layer.beta.zero_()
-                layer.moving_mean.zero_()
-                layer.moving_variance.fill_(1.0)
+                layer.reset()
 
 
 def build_cnn(

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mnistlab.models.spec import ActivationSpec
+from mnistlab.models.initializers import initialize
+from mnistlab.models.spec import ActivationSpec, InitializerSpec
 
 # --- Dense ---
 
@@ -53,6 +54,15 @@ class Dense(nn.Module):
         """
         return torch.addmm(self.bias, x, self.kernel)
 
+    @torch.no_grad()
+    def initialize(
+        self, kernel: InitializerSpec, bias: InitializerSpec, generator: torch.Generator
+    ) -> None:
+        """Fill the kernel (fans in, out) and the bias (Keras's fans of a 1-D shape (units,)
+        are (units, units)) from `generator`, in that order."""
+        initialize(self.kernel, kernel, self.in_features, self.out_features, generator)
+        initialize(self.bias, bias, self.out_features, self.out_features, generator)
+
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}"
 
@@ -89,6 +99,14 @@ class BatchNorm(nn.Module):
         self.beta = nn.Parameter(torch.zeros(features, device="cpu"))
         self.register_buffer("moving_mean", torch.zeros(features, device="cpu"))
         self.register_buffer("moving_variance", torch.ones(features, device="cpu"))
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Back to Keras's start: gamma 1, beta 0, moving mean 0, moving variance 1."""
+        self.gamma.fill_(1.0)
+        self.beta.zero_()
+        self.moving_mean.zero_()
+        self.moving_variance.fill_(1.0)
 
     def forward(self, x: Tensor) -> Tensor:
         """Normalise `x`; in training mode also update the moving statistics.

@@ -6,7 +6,6 @@ import torch
 from torch import Tensor, nn
 
 from mnistlab.errors import SpecError
-from mnistlab.models.initializers import initialize
 from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout
 from mnistlab.models.spec import InitializerSpec, MLPSpec, RegularizerSpec
 
@@ -173,15 +172,10 @@ class MLPNet(nn.Module):
             (self.spec.output_kernel_initializer, self.spec.output_bias_initializer)
         )
         for dense, (kernel_init, bias_init) in zip(self.dense_layers, initializers, strict=True):
-            initialize(dense.kernel, kernel_init, dense.in_features, dense.out_features, generator)
-            # Keras's fans for a 1-D shape (units,) are (units, units)
-            initialize(dense.bias, bias_init, dense.out_features, dense.out_features, generator)
+            dense.initialize(kernel_init, bias_init, generator)
         for layer in self.layers:
             if isinstance(layer, BatchNorm):
-                layer.gamma.fill_(1.0)
-                layer.beta.zero_()
-                layer.moving_mean.zero_()
-                layer.moving_variance.fill_(1.0)
+                layer.reset()
 
 
 def build_mlp(
