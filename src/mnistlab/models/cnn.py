@@ -16,7 +16,7 @@ from mnistlab.models import cnn_spec as specs
 from mnistlab.models.cnn_spec import CNNSpec, Padding, image_shape_of, layer_shapes, pair
 from mnistlab.models.components import InitializerSpec, RegularizerSpec
 from mnistlab.models.initializers import initialize
-from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout
+from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout, KerasOutputs
 
 # --- image layers ---
 
@@ -161,7 +161,7 @@ class MapBatchNorm(BatchNorm):
 # --- the network ---
 
 
-class CNNNet(nn.Module):
+class CNNNet(KerasOutputs):
     """A Keras Sequential CNN: `layers` in Keras order, then the output Dense (in `layers` too).
 
     Build it with `build_cnn`, which also initialises the weights. Inputs may be flat
@@ -275,20 +275,6 @@ class CNNNet(nn.Module):
                 break
             x = layer(x)
         return x
-
-    def output_activation(self, logits: Tensor) -> Tensor:
-        """Softmax over the last axis, or the identity for a linear output."""
-        return torch.softmax(logits, dim=-1) if self.spec.output == "softmax" else logits
-
-    def predict(self, x: Tensor) -> Tensor:
-        """Outputs (B, outputs) in inference mode without gradients; the mode is restored."""
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return self.output_activation(self(x))
-        finally:
-            self.train(was_training)
 
     def penalty(self) -> Tensor:
         """Sum of the L1/L2 penalties, Keras's l1·Σ|w| + l2·Σw² per regularised tensor."""

@@ -241,3 +241,29 @@ class Activation(nn.Module):
 
     def extra_repr(self) -> str:
         return self.spec.name
+
+
+# --- outputs of a whole model ---
+
+
+class KerasOutputs(nn.Module):
+    """What every Keras-style model here shares: its output activation and `predict`.
+
+    Subclasses have a `spec` whose `output` is "softmax" or "linear" and a `forward` that
+    returns logits.
+    """
+
+    def output_activation(self, logits: Tensor) -> Tensor:
+        """Softmax over the last axis, or the identity for a linear output."""
+        return torch.softmax(logits, dim=-1) if self.spec.output == "softmax" else logits
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Outputs (B, outputs) in inference mode (moving BN statistics, no dropout), without
+        gradients; the module's train/eval flag is restored afterwards."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return self.output_activation(self(x))
+        finally:
+            self.train(was_training)

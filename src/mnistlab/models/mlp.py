@@ -6,11 +6,11 @@ import torch
 from torch import Tensor, nn
 
 from mnistlab.errors import SpecError
-from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout
+from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout, KerasOutputs
 from mnistlab.models.spec import InitializerSpec, MLPSpec, RegularizerSpec
 
 
-class MLPNet(nn.Module):
+class MLPNet(KerasOutputs):
     """A multilayer perceptron laid out as Keras's Sequential would be.
 
     `layers` is a flat ModuleList in Keras order: [Dropout(input_dropout)], then per
@@ -82,42 +82,6 @@ class MLPNet(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x
-
-    def output_activation(self, logits: Tensor) -> Tensor:
-        """Apply the output activation: softmax over the last axis, or the identity.
-
-        Parameters
-        ----------
-        logits : Tensor of shape (B, outputs).
-
-        Returns
-        -------
-        Tensor of shape (B, outputs).
-        """
-        if self.spec.output == "softmax":
-            return torch.softmax(logits, dim=-1)
-        return logits
-
-    def predict(self, x: Tensor) -> Tensor:
-        """Outputs in inference mode (moving BN statistics, no dropout), without gradients.
-
-        The module's train/eval flag is restored afterwards.
-
-        Parameters
-        ----------
-        x : Tensor of shape (B, input_dim), float32, on the module's device.
-
-        Returns
-        -------
-        Tensor of shape (B, outputs): softmax probabilities or linear outputs.
-        """
-        was_training = self.training
-        self.eval()
-        try:
-            with torch.no_grad():
-                return self.output_activation(self(x))
-        finally:
-            self.train(was_training)
 
     def penalty(self) -> Tensor:
         """Sum of every L1/L2 penalty with Keras semantics: l1·Σ|w| + l2·Σw² per tensor.
