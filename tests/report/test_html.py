@@ -38,3 +38,13 @@ def test_report_is_self_contained(tiny_report):
         >= len(registered()) - len(NOT_APPLICABLE_HERE) - 2
     )
     assert '<table class="sortable">' in html
+
+
+def test_report_shows_each_models_keras_summary_once(tiny_report):
+    _, html = tiny_report
+    section = html.split('id="analysis-model_summary"')[1].split("</section>")[0]
+    # digits: 64 inputs, hidden [2, 4], 10 classes; both activations, one table each
+    assert section.count("<h4>") == 2
+    for cells in ("dense (Dense)", "(None, 2)", "130", "dense_2 (Dense)", "(None, 10)", "50"):
+        assert f"<td>{cells}</td>" in section, cells
+    assert section.count("<td>192</td>") == 4  # Total and Trainable of each model

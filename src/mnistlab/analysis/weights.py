@@ -9,6 +9,9 @@ from pydantic import Field, PositiveInt
 
 from mnistlab.analysis.context import StudyRuns
 from mnistlab.analysis.registry import NotApplicable, Options, Result, SimpleTable, analysis
+from mnistlab.models.cnn import CNNNet
+from mnistlab.models.mlp import MLPNet
+from mnistlab.models.summary import layer_rows
 from mnistlab.studies.records import RunRecord
 
 
@@ -195,4 +198,46 @@ def model_table(ctx: StudyRuns, options: Options) -> Result:
     result.tables.append(
         SimpleTable("final numbers", ["run", "parameters", "status", *metrics], rows)
     )
+    return result
+
+
+SUMMARY_HEADER = ["Layer (type)", "Output Shape", "Param #", "Trainable", "Non-trainable"]
+
+
+@analysis(
+    "model_summary",
+    "Keras's model.summary() of each distinct model: layers, output shapes and parameter "
+    "counts, trainable and non-trainable.",
+)
+def model_summary(ctx: StudyRuns, options: Options) -> Result:
+    """One summary table per distinct model configuration among the chosen runs."""
+    result = Result("model_summary")
+    seen: set[str] = set()
+    for run in ctx.pick(options):
+        model_key = ctx.config(run).model.model_dump_json()
+        if model_key in seen:
+            continue
+        seen.add(model_key)
+        model = ctx.model(run)
+        if not isinstance(model, MLPNet | CNNNet):
+            result.notes.append(f"{ctx.label(run)}: not a Keras-style network, no summary")
+            continue
+        rows = layer_rows(model)
+        trainable = sum(row.trainable for row in rows)
+        frozen = sum(row.non_trainable for row in rows)
+        result.items[ctx.group_label(run)] = {"trainable": trainable, "non_trainable": frozen}
+        cells = [
+            [
+                f"{row.name} ({row.type})",
+                f"(None, {', '.join(map(str, row.shape))})",
+                f"{row.params:,}",
+                f"{row.trainable:,}",
+                f"{row.non_trainable:,}",
+            ]
+            for row in rows
+        ]
+        cells.append(["Total", "", f"{trainable + frozen:,}", f"{trainable:,}", f"{frozen:,}"])
+        result.tables.append(SimpleTable(ctx.group_label(run), SUMMARY_HEADER, cells))
+    if not result.tables:
+        raise NotApplicable("no chosen run is a Keras-style network")
     return result

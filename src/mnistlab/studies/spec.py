@@ -49,6 +49,7 @@ KNOWN_ANALYSES: tuple[str, ...] = (
     "roc",
     "predictions",
     "model_table",
+    "model_summary",
     "weight_histograms",
     "weight_violins",
     "hidden_weights_images",
