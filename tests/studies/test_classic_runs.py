@@ -8,7 +8,8 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 from sklearn.svm import SVC
 
-from mnistlab.studies.runner import open_store, run_study
+from mnistlab.studies.results_folder import open_store
+from mnistlab.studies.runner import run_study
 from mnistlab.studies.spec import parse_study
 from mnistlab.studies.stats import cv_summary
 

@@ -14,7 +14,8 @@ import pytest
 
 from mnistlab.studies.execute import RunTask, execute, fingerprint_data
 from mnistlab.studies.expand import expand
-from mnistlab.studies.runner import DB_NAME, open_store, plan_study, run_study
+from mnistlab.studies.results_folder import DB_NAME, open_store
+from mnistlab.studies.runner import plan_study, run_study
 from mnistlab.studies.spec import parse_study
 
 BASE = """

@@ -14,9 +14,8 @@ from typing import Any
 from mnistlab.analysis.context import StudyRuns, finished_runs
 from mnistlab.analysis.registry import NotApplicable, Options, Result, get_analysis, parse_options
 from mnistlab.runtime import select_device
-from mnistlab.studies.runner import DB_NAME, open_store
-from mnistlab.studies.spec import StudySpec
-from mnistlab.studies.store import StoreError
+from mnistlab.studies.results_folder import existing_store
+from mnistlab.studies.summary import stored_spec
 
 
 @dataclass
@@ -57,14 +56,8 @@ def open_study(
     study: str, results: Path, data_dir: Path | None = None, device: str = "auto"
 ) -> Iterator[StudyRuns]:
     """The stored study `study` of a results folder, as analyses see it."""
-    if not (results / DB_NAME).is_file():
-        raise StoreError(f"{results}: no results store here ({DB_NAME}); run a study first")
-    with open_store(results) as store:
-        row = store.get_study(study)
-        if row is None:
-            known = ", ".join(s.name for s in store.list_studies()) or "none"
-            raise StoreError(f"{results}: no study named {study!r} (studies here: {known})")
-        spec = StudySpec.model_validate_json(row.spec_json)
+    with existing_store(results) as store:
+        spec = stored_spec(store, study, results)
         runs = finished_runs(store.runs(study))
         yield StudyRuns(spec, runs, results, store, data_dir, select_device(device))
 

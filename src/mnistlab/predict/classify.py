@@ -16,6 +16,7 @@ from mnistlab.models.card import ModelCard, read_card
 from mnistlab.predict.images import FIELD, load_digit
 from mnistlab.runtime import make_generator
 from mnistlab.studies.records import RunConfig
+from mnistlab.studies.results_folder import DB_NAME, has_store, open_store
 
 TOP = 3  # probabilities shown per image
 
@@ -88,9 +89,7 @@ def load_classifier(model: str, results: Path, data_dir: Path | None = None) -> 
 def _stored_run(reference: str, results: Path, data_dir: Path | None) -> Classifier:
     """A stored run's classifier, from the store in `results`."""
     from mnistlab.studies.execute import _CACHE
-    from mnistlab.studies.runner import DB_NAME, open_store
-
-    if not (results / DB_NAME).is_file():
+    if not has_store(results):
         raise MnistlabError(
             f"{reference}: not a weights file, and {results / DB_NAME} does not exist "
             "(use --results to point at the results folder)"

@@ -3,7 +3,8 @@
 from mnistlab.studies.expand import check_study, expand, refit_run, refit_runs
 from mnistlab.studies.progress import StudyProgress
 from mnistlab.studies.records import RunConfig, RunRecord, RunResult, RunSpec
-from mnistlab.studies.runner import Outcome, Plan, count_runs, open_store, plan_study, run_study
+from mnistlab.studies.results_folder import open_store
+from mnistlab.studies.runner import Outcome, Plan, count_runs, plan_study, run_study
 from mnistlab.studies.spec import (
     KNOWN_ANALYSES,
     AnalysisSpec,

@@ -24,6 +24,7 @@ from mnistlab.models import build_model
 from mnistlab.models.card import ModelCard
 from mnistlab.runtime import default_threads, make_generator, select_device
 from mnistlab.studies.records import RunResult, RunSpec
+from mnistlab.studies.results_folder import captures_path, scores_path, weights_path
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.classic import as_tensors, fit_numpy, fit_sklearn
 from mnistlab.training.history import History
@@ -55,16 +56,6 @@ class RunTask:
     device: str = "auto"
     stacked: bool = False  # independent runs of one architecture, trained as one stack
     captures: tuple[str, ...] = ()  # training-time probes (`training.probes.CAPTURES`)
-
-
-def weights_path(results: Path, study: str, run_id: str) -> Path:
-    """Where a run's final weights live: `<results>/<study>/runs/<run_id>.safetensors`."""
-    return results / study / "runs" / f"{run_id}.safetensors"
-
-
-def captures_path(results: Path, study: str, run_id: str) -> Path:
-    """Where a run's training-time arrays live: `<results>/<study>/runs/<run_id>.captures.npz`."""
-    return results / study / "runs" / f"{run_id}.captures.npz"
 
 
 class _DataCache:
@@ -294,11 +285,6 @@ def _train(
     return net, result
 
 
-def predictions_path(results: Path, study: str, run_id: str) -> Path:
-    """Where a classic model's class scores live: `<results>/<study>/runs/<run_id>.scores.npz`."""
-    return results / study / "runs" / f"{run_id}.scores.npz"
-
-
 def _train_classic(run: RunSpec, data: Data, task: RunTask) -> RunResult:
     """Fit a scikit-learn or NumPy model; store its scores (and the NumPy net's weights)."""
     model = run.config.model
@@ -313,7 +299,7 @@ def _train_classic(run: RunSpec, data: Data, task: RunTask) -> RunResult:
         save_weights(as_tensors(outcome.weights), path)
         artifacts["weights"] = str(path)
     if run.role != "cv-fold":
-        path = predictions_path(task.results, run.study, run.run_id)
+        path = scores_path(task.results, run.study, run.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"scores_{k}": v for k, v in outcome.scores.items()}
         arrays.update({f"labels_{k}": v for k, v in outcome.labels.items()})

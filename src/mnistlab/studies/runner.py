@@ -20,17 +20,16 @@ from mnistlab.studies.execute import (
     fingerprint_data,
     one_thread_run,
     training_steps,
-    weights_path,
     worth_stacking,
 )
 from mnistlab.studies.executors import Executor, InProcessExecutor, LocalPoolExecutor
 from mnistlab.studies.expand import expand, refit_runs
 from mnistlab.studies.records import FINISHED, RunRecord, RunResult, RunSpec
+from mnistlab.studies.results_folder import has_store, open_store, weights_path
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.store import Store
 from mnistlab.training.stacked import training_conflicts
 
-DB_NAME = "mnistlab.db"
 MIN_POOL_STEPS = 50_000
 """Training steps a study needs before `auto_jobs` starts worker processes: each worker
 takes ~2 s to start (a fresh interpreter importing torch); small steps take ~0.1 ms."""
@@ -85,11 +84,6 @@ class Outcome:
     ran: int = 0
 
 
-def open_store(results: Path) -> Store:
-    """The results store of a results folder (created when missing)."""
-    return Store.open(results / DB_NAME)
-
-
 REPORT_ONLY_FIELDS = frozenset({"description", "analyses", "table", "select"})
 """Study fields that change what is reported, not what runs: editing them keeps the runs."""
 
@@ -103,7 +97,7 @@ def plan_study(spec: StudySpec, results: Path, data_dir: Path | None = None) -> 
     """Expand a study and compare with the store, writing nothing."""
     runs = expand(spec, lambda data: fingerprint_data(data, data_dir))
     records: dict[str, RunRecord] = {}
-    if (results / DB_NAME).is_file():
+    if has_store(results):
         with open_store(results) as store:
             records = {r.run_id: r for r in store.runs(spec.name)}
     todo = [r for r in runs if r.run_id not in records or records[r.run_id].status not in FINISHED]
