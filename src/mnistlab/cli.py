@@ -255,21 +255,23 @@ def check(study: Annotated[Path, typer.Argument(help="a study file")]) -> None:
 def studies(results: Results = Path("results")) -> None:
     """List the studies in the results store."""
     from mnistlab.studies import list_studies
+    from mnistlab.studies.status import FINISHED, RunStatus
 
     with _expected_errors():
         listed = list_studies(results)
+    finished = [status for status in RunStatus if status in FINISHED]
     table = Table()
     table.add_column("study", no_wrap=True)
-    for status in ("runs", "done", "diverged", "failed", "pending"):
-        table.add_column(status, justify="right")
+    for title in ("runs", *finished, RunStatus.PENDING):  # pending counts the running ones
+        table.add_column(title, justify="right")
     table.add_column("updated (UTC)", no_wrap=True)
     for entry in listed:
         counts = entry.counts
         table.add_row(
             entry.name,
-            str(sum(counts.values())),
-            *(str(counts.get(k, 0)) for k in ("done", "diverged", "failed")),
-            str(counts.get("pending", 0) + counts.get("running", 0)),
+            str(entry.total),
+            *(str(counts.get(status, 0)) for status in finished),
+            str(counts.get(RunStatus.PENDING, 0) + counts.get(RunStatus.RUNNING, 0)),
             entry.updated[:16].replace("T", " "),
         )
     out.print(table)

@@ -20,10 +20,9 @@ from mnistlab.runtime import make_generator
 from mnistlab.studies.records import RunConfig, RunRecord
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.stats import select_best
+from mnistlab.studies.status import WITH_RESULTS
 from mnistlab.studies.store import Store
 from mnistlab.studies.tables import format_value
-
-USABLE = frozenset({"done", "diverged"})  # runs with weights and a history
 
 
 @dataclass
@@ -249,4 +248,4 @@ def _square(features: int) -> tuple[int, ...]:
 
 def finished_runs(records: Sequence[RunRecord]) -> list[RunRecord]:
     """Training runs with weights and a history, in study order."""
-    return [r for r in records if r.role == "train" and r.status in USABLE]
+    return [r for r in records if r.role == "train" and r.status in WITH_RESULTS]

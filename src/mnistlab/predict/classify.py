@@ -17,6 +17,7 @@ from mnistlab.predict.images import FIELD, load_digit
 from mnistlab.runtime import make_generator
 from mnistlab.studies.records import RunConfig
 from mnistlab.studies.results_folder import DB_NAME, has_store, open_store
+from mnistlab.studies.status import WITH_RESULTS
 
 TOP = 3  # probabilities shown per image
 
@@ -89,6 +90,7 @@ def load_classifier(model: str, results: Path, data_dir: Path | None = None) -> 
 def _stored_run(reference: str, results: Path, data_dir: Path | None) -> Classifier:
     """A stored run's classifier, from the store in `results`."""
     from mnistlab.studies.execute import _CACHE
+
     if not has_store(results):
         raise MnistlabError(
             f"{reference}: not a weights file, and {results / DB_NAME} does not exist "
@@ -100,7 +102,7 @@ def _stored_run(reference: str, results: Path, data_dir: Path | None) -> Classif
         matches = [
             run
             for name in studies
-            for run in store.runs(name, statuses=("done", "diverged"))
+            for run in store.runs(name, statuses=WITH_RESULTS)
             if run.run_id.startswith(prefix)
         ]
         if not matches:

@@ -25,6 +25,7 @@ from mnistlab.models.card import ModelCard
 from mnistlab.runtime import default_threads, make_generator, select_device
 from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.studies.results_folder import captures_path, scores_path, weights_path
+from mnistlab.studies.status import RunStatus
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.classic import as_tensors, fit_numpy, fit_sklearn
 from mnistlab.training.history import History
@@ -155,7 +156,7 @@ def execute(
     previous: nn.Module | None = None
     for position, run in enumerate(task.runs):
         if position > 0 and previous is None:
-            yield RunResult(run.run_id, "failed", error="its parent run did not finish")
+            yield RunResult(run.run_id, RunStatus.FAILED, error="its parent run did not finish")
             continue
         if on_start is not None:
             on_start(run)
@@ -171,13 +172,13 @@ def execute(
             previous = None
             yield RunResult(
                 run.run_id,
-                "failed",
+                RunStatus.FAILED,
                 seconds=time.perf_counter() - started,
                 error=traceback.format_exc(),
             )
             continue
         result.seconds = time.perf_counter() - started
-        previous = net if result.status == "done" else None
+        previous = net if result.status == RunStatus.DONE else None
         yield result
 
 
@@ -306,7 +307,11 @@ def _train_classic(run: RunSpec, data: Data, task: RunTask) -> RunResult:
         np.savez_compressed(path, source=np.array(outcome.score_source), **arrays)
         artifacts["scores"] = str(path)
     return RunResult(
-        run.run_id, "done", metrics=outcome.metrics, history=outcome.history, artifacts=artifacts
+        run.run_id,
+        RunStatus.DONE,
+        metrics=outcome.metrics,
+        history=outcome.history,
+        artifacts=artifacts,
     )
 
 
@@ -327,7 +332,7 @@ def _result(
     save_weights(net.state_dict(), path, card.metadata())
     return RunResult(
         run.run_id,
-        "diverged" if history.diverged else "done",
+        RunStatus.DIVERGED if history.diverged else RunStatus.DONE,
         metrics=_final_metrics(net, data, run, history),
         history=history.history,
         artifacts={"weights": str(path)},

@@ -24,9 +24,10 @@ from mnistlab.studies.execute import (
 )
 from mnistlab.studies.executors import Executor, InProcessExecutor, LocalPoolExecutor
 from mnistlab.studies.expand import expand, refit_runs
-from mnistlab.studies.records import FINISHED, RunRecord, RunResult, RunSpec
+from mnistlab.studies.records import RunRecord, RunResult, RunSpec
 from mnistlab.studies.results_folder import has_store, open_store, weights_path
 from mnistlab.studies.spec import StudySpec
+from mnistlab.studies.status import FINISHED, RunStatus
 from mnistlab.studies.store import Store
 from mnistlab.training.stacked import training_conflicts
 
@@ -101,7 +102,7 @@ def plan_study(spec: StudySpec, results: Path, data_dir: Path | None = None) -> 
         with open_store(results) as store:
             records = {r.run_id: r for r in store.runs(spec.name)}
     todo = [r for r in runs if r.run_id not in records or records[r.run_id].status not in FINISHED]
-    measured = [r for r in records.values() if r.status == "done" and r.seconds]
+    measured = [r for r in records.values() if r.status == RunStatus.DONE and r.seconds]
     pace = None
     if measured:
         pace = sum(r.seconds or 0.0 for r in measured) / sum(
@@ -297,9 +298,9 @@ def _tasks(
         while chain[-1].run_id in child:
             chain.append(child[chain[-1].run_id])
         parent = records.get(run.parent) if run.parent else None
-        if parent is not None and parent.status != "done":
+        if parent is not None and parent.status != RunStatus.DONE:
             reason = f"continues run {parent.run_id}, which {parent.status}"
-            blocked.extend(RunResult(r.run_id, "failed", error=reason) for r in chain)
+            blocked.extend(RunResult(r.run_id, RunStatus.FAILED, error=reason) for r in chain)
             continue
         parent_weights = weights_path(results, run.study, run.parent) if run.parent else None
         tasks.append(RunTask(tuple(chain), results, data_dir, parent_weights, device=device))

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistlab.errors import MnistlabError
+from mnistlab.studies.status import FINISHED, RunStatus
 
 if TYPE_CHECKING:  # records imports torch (1.7 s); the store needs them only to build RunRecords
     from mnistlab.studies.records import RunRecord, RunResult, RunSpec
 
-STATUSES: tuple[str, ...] = ("pending", "running", "done", "diverged", "failed")
-_FINISHED = ("done", "diverged", "failed")  # records.FINISHED, kept here so the store loads fast
+STATUSES: tuple[RunStatus, ...] = tuple(RunStatus)
 _WAL_RETRY_SECONDS = 0.05
 _BUSY_TIMEOUT_MS = 30_000
 
@@ -562,9 +562,9 @@ class Store:
             The status is not a finished one, the run is not stored, or it is finished
             already (a finished run is never updated).
         """
-        if result.status not in _FINISHED:
+        if result.status not in FINISHED:
             raise StoreError(
-                f"run {result.run_id}: a finished status ({', '.join(_FINISHED)}) is needed,"
+                f"run {result.run_id}: a finished status ({', '.join(sorted(FINISHED))}) is needed,"
                 f" got '{result.status}'"
             )
         files: dict[str, tuple[str, str | None, int | None]] = dict(artifacts or {})
@@ -597,7 +597,7 @@ class Store:
         row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             return StoreError(f"run {run_id} is not in {self._where}")
-        if row["status"] in _FINISHED:
+        if row["status"] in FINISHED:
             return StoreError(
                 f"run {run_id} is already finished ({row['status']}); a finished run is never"
                 " updated"
@@ -763,7 +763,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         study=row["study"],
         run_id=row["run_id"],
         group=row["grp"],
-        status=row["status"],
+        status=RunStatus(row["status"]),
         config=json.loads(row["config"]),
         seed=row["seed"],
         repetition=row["repetition"],

@@ -10,6 +10,7 @@ from mnistlab.studies.records import RunRecord
 from mnistlab.studies.results_folder import existing_store, has_store, open_store
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.stats import cv_summary, select_best
+from mnistlab.studies.status import PROBLEMS
 from mnistlab.studies.store import Store, StoreError, StudySummary
 from mnistlab.studies.tables import (
     Column,
@@ -21,8 +22,6 @@ from mnistlab.studies.tables import (
     selection_table,
     summary_table,
 )
-
-PROBLEMS = frozenset({"diverged", "failed"})
 
 
 @dataclass
