@@ -15,6 +15,7 @@ from torch import Tensor
 
 from mnistlab.analysis.registry import NotApplicable, Options
 from mnistlab.data import Data, Dataset, Split
+from mnistlab.data.cache import DataCache
 from mnistlab.models.build import build_model
 from mnistlab.runtime import make_generator
 from mnistlab.studies.records import RunConfig, RunRecord
@@ -60,7 +61,7 @@ class StudyRuns:
     runs: list[RunRecord]
     results: Path
     store: Store
-    data_dir: Path | None = None
+    cache: DataCache = field(default_factory=DataCache)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
@@ -138,15 +139,11 @@ class StudyRuns:
 
     def dataset(self, run: RunRecord) -> Dataset:
         """The run's dataset as read (uint8 images), shared across runs."""
-        from mnistlab.studies.execute import _CACHE
-
-        return _CACHE.dataset(self.config(run).data, self.data_dir)
+        return self.cache.dataset(self.config(run).data)
 
     def data(self, run: RunRecord) -> Data:
         """The run's splits (scaled float32 tensors), made once per data spec."""
-        from mnistlab.studies.execute import _CACHE
-
-        return _CACHE.get(self.config(run).data, self.data_dir, self.device)
+        return self.cache.data(self.config(run).data, self.device)
 
     def image_shape(self, run: RunRecord) -> tuple[int, ...]:
         """(H, W) of one image, for drawing inputs."""
@@ -173,10 +170,8 @@ class StudyRuns:
 
     def images(self, run: RunRecord, split: str) -> np.ndarray:
         """A split's inputs as scaled but before any feature step: the images people look at."""
-        from mnistlab.studies.execute import _CACHE
-
         spec = self.config(run).data.model_copy(update={"features": ()})
-        data = _CACHE.get(spec, self.data_dir, self.device)
+        data = self.cache.data(spec, self.device)
         chosen = {"train": data.train, "val": data.val, "test": data.test}[split]
         if chosen is None:
             raise NotApplicable(f"the study has no {split} split")
