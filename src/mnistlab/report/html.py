@@ -23,9 +23,10 @@ from mnistlab.analysis.run import open_study
 from mnistlab.data.cache import DataCache
 from mnistlab.report.figures import draw
 from mnistlab.report.style import styled, to_png_data
+from mnistlab.studies.formatting import format_number, metric_title
 from mnistlab.studies.stats import describe, group_runs, metric_values
 from mnistlab.studies.summary import study_report
-from mnistlab.studies.tables import Table, format_number, metric_title, runs_table
+from mnistlab.studies.tables import Table, runs_table
 
 REPORT_NAME = "report.html"
 STAT_METRICS = ("accuracy", "val_accuracy", "test_accuracy", "loss", "val_loss", "test_loss")

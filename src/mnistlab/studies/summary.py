@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mnistlab.studies.compare import compare_tables
+from mnistlab.studies.export import export_table
 from mnistlab.studies.records import RunRecord
 from mnistlab.studies.results_folder import existing_store, has_store, open_store
 from mnistlab.studies.spec import StudySpec
@@ -13,13 +15,11 @@ from mnistlab.studies.stats import cv_summary, select_best
 from mnistlab.studies.status import PROBLEMS
 from mnistlab.studies.store import Store, StoreError, StudySummary
 from mnistlab.studies.tables import (
-    Column,
     Table,
-    compare_tables,
     cv_table,
-    export,
     runs_table,
     selection_table,
+    summary_column,
     summary_table,
 )
 
@@ -58,7 +58,7 @@ def summary_of(spec: StudySpec, runs: list[RunRecord], sort: str | None = None) 
     """One row per configuration with the study's own columns (mean ± std over repetitions)."""
     columns = None
     if spec.table is not None:
-        columns = [Column(c.title, c.field, c.metric) for c in spec.table.columns]
+        columns = [summary_column(c.title, c.field, c.metric) for c in spec.table.columns]
         sort = sort or spec.table.sort
     trained = [r for r in runs if r.role == "train"]
     return summary_table(trained, columns, sort, title=f"{spec.name}: summary")
@@ -110,4 +110,4 @@ def export_study(name: str, results: Path, format: Literal["csv", "json", "markd
     """A study's summary table as CSV, JSON (raw numbers) or a Markdown table."""
     with existing_store(results) as store:
         spec, runs = _load(store, name, results)
-    return export(summary_of(spec, runs), format)
+    return export_table(summary_of(spec, runs), format)
