@@ -49,7 +49,9 @@ from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.models.stacked import stack_conflicts
 from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.studies.expand import expand
-from mnistlab.studies.runner import MAX_STACK, open_store, run_study
+from mnistlab.studies.options import RunOptions
+from mnistlab.studies.results_folder import open_store
+from mnistlab.studies.runner import MAX_STACK, run_study
 from mnistlab.studies.spec import RepetitionsSpec, StudySpec, load_study
 from mnistlab.training.loop import RunSeeds, evaluate, fit
 from mnistlab.training.spec import TrainSpec
@@ -593,7 +595,7 @@ def run_small_study(data: Any, w: Workload, epochs: int, jobs: int | None, stack
     )
     with tempfile.TemporaryDirectory(prefix="mnistlab-bench-study-") as tmp:
         started = time.perf_counter()
-        run_study(spec, "benchmark", Path(tmp), jobs=jobs, stack=stack, captures=())
+        run_study(spec, "benchmark", RunOptions(Path(tmp), jobs=jobs, stack=stack, captures=()))
         wall = time.perf_counter() - started
         with open_store(Path(tmp)) as store:
             accs = [r.metrics["test_accuracy"] for r in store.runs(spec.name)]

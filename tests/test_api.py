@@ -102,3 +102,30 @@ def test_a_cnn_fits_evaluates_predicts_and_summarises(capsys):
     assert model.predict(x.reshape(48, 64)[:2]).argmax(dim=1).tolist() == [0, 1]
     model.summary()
     assert "│ conv2d (Conv2D)                      │ (None, 6, 6, 4)" in capsys.readouterr().out
+
+
+def test_train_mlp_trains_evaluates_and_saves_in_one_call(tmp_path):
+    from mnistlab.api import train_mlp
+    from mnistlab.studies.status import RunStatus
+
+    weights = tmp_path / "w.safetensors"
+    trained = train_mlp(
+        (16,), dataset="digits", optimizer="adam", epochs=3, save=weights, verbose=False
+    )
+    assert trained.status == RunStatus.DONE
+    assert len(trained.history.history["loss"]) == 3
+    assert trained.test is not None and 0.5 < trained.test["accuracy"] <= 1
+    assert trained.saved == weights and weights.stat().st_size > 0
+
+
+def test_train_mlp_neither_evaluates_nor_saves_a_diverged_run(tmp_path):
+    from mnistlab.api import train_mlp
+    from mnistlab.studies.status import RunStatus
+
+    weights = tmp_path / "w.safetensors"
+    trained = train_mlp(
+        (8,), dataset="digits", optimizer="sgd", learning_rate=1e30, save=weights, verbose=False
+    )
+    assert trained.status == RunStatus.DIVERGED
+    assert trained.history.diverged_at == (0, 1)
+    assert trained.test is None and trained.saved is None and not weights.exists()

@@ -61,7 +61,8 @@ def test_train_on_digits_prints_test_accuracy(tmp_path):
         (["--activation", "swish"], "activation"),
         (["--optimizer", "adamax"], "optimizer"),
         (["--hidden", "32", "-4"], "hidden[1]"),
-        (["--batch-size", "0"], "batch_size"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--device", "tpu"], "--device"),
         (["--dropout", "1.0"], "dropout"),
         (["--dataset", "cifar"], "cifar"),
         (["--validation-split", "1.5"], "fraction"),
@@ -232,5 +233,65 @@ def test_backprop_example_rejects_a_negative_eta():
 def test_run_refuses_fewer_than_one_job_or_thread(tmp_path, tiny_study, option):
     result = invoke("run", str(tiny_study), "--results", str(tmp_path / "r"), option, "0")
     assert result.exit_code == 2, result.output
-    assert f"{option}: must be >= 1, got 0" in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        f"error: Invalid value for '{option}': Input should be greater than or equal to 1"
+    ]
     assert not (tmp_path / "r" / "mnistlab.db").exists()
+
+
+@pytest.mark.parametrize("verb", ["run", "check"])
+def test_a_missing_study_file_is_one_line_exit_2(tmp_path, verb):
+    result = invoke(
+        verb, str(tmp_path / "nope.yaml"), *(["--results", str(tmp_path / "r")] * (verb == "run"))
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == [
+        f"error: Invalid value for 'study': file '{tmp_path / 'nope.yaml'}' does not exist."
+    ]
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_typed_choices_are_the_library_names():
+    from typing import get_args
+
+    from mnistlab.cli import Activation, Optimizer
+    from mnistlab.models.components import ActivationSpec
+    from mnistlab.training.optimizers import OPTIMIZER_NAMES
+
+    union = get_args(ActivationSpec)[0]  # Annotated flattens: (the union, field, validator)
+    assert [a.value for a in Activation] == [
+        c.model_fields["name"].default for c in get_args(union)
+    ]
+    assert [o.value for o in Optimizer] == list(OPTIMIZER_NAMES)
+
+
+def test_a_diverged_train_exits_1_without_saving(tmp_path):
+    weights = tmp_path / "w.safetensors"
+    args = [
+        "--hidden",
+        "8",
+        "--optimizer",
+        "sgd",
+        "--learning-rate",
+        "1e30",
+        "--save",
+        str(weights),
+    ]
+    result = invoke("train", "--dataset", "digits", *args)
+    assert result.exit_code == 1, result.output
+    assert "run diverged at epoch 1, batch 1" in result.output
+    assert not weights.exists()
+
+
+def test_a_failed_train_exits_1_with_one_line(monkeypatch):
+    import mnistlab.api
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(mnistlab.api, "fit", broken)
+    result = invoke("train", "--dataset", "digits", "--hidden", "8")
+    assert result.exit_code == 1, result.output
+    assert "run failed: RuntimeError: out of memory" in result.output.splitlines()

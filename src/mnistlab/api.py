@@ -1,18 +1,21 @@
-"""The Keras-familiar face for notebooks: `load_dataset`, `MLP`, `fit`, `evaluate`."""
+"""The Keras-familiar face for notebooks: `load_dataset`, `MLP`, `fit`, `evaluate`, and
+`train_mlp`, all of `mnistlab train` in one call."""
 
 from __future__ import annotations
 
 import math
+import traceback
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from mnistlab.data import Data, DataSpec, Split, load_data
+from mnistlab.errors import MnistlabError
 from mnistlab.models import CNNNet, CNNSpec, MLPNet, MLPSpec, build_cnn, build_mlp, summary
 from mnistlab.runtime import make_generator, select_device
 from mnistlab.spec import parse_spec
@@ -23,6 +26,9 @@ from mnistlab.training.loop import evaluate as evaluate_split
 from mnistlab.training.loop import fit as fit_model
 from mnistlab.training.progress import ProgressBar
 from mnistlab.training.spec import TrainSpec
+
+if TYPE_CHECKING:  # the studies package costs 0.3 s to import; `import mnistlab` need not pay
+    from mnistlab.studies.status import RunStatus
 
 
 def load_dataset(
@@ -198,6 +204,85 @@ def evaluate(model: MLP, split: Split | tuple[Any, Any]) -> dict[str, float]:
     spec = model.train_spec or TrainSpec()
     target = _as_split(split, next(model.built.parameters()).device)
     return evaluate_split(model.built, target, spec)
+
+
+@dataclass(frozen=True)
+class TrainedMLP:
+    """What `train_mlp` did: how the run ended, its History, test scores and saved file.
+
+    A diverged or failed run is neither evaluated nor saved; `error` is a failed run's
+    traceback (its History is then empty).
+    """
+
+    model: MLP
+    status: RunStatus
+    history: History
+    test: dict[str, float] | None = None
+    saved: Path | None = None
+    error: str | None = None
+
+
+def train_mlp(
+    hidden: Sequence[int] = (128,),
+    activation: str = "relu",
+    *,
+    dataset: str = "mnist",
+    data_dir: str | Path | None = None,
+    output: str = "softmax",
+    dropout: float = 0.0,
+    batch_norm: str = "none",
+    l2: float = 0.0,
+    optimizer: str = "rmsprop",
+    learning_rate: float | None = None,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_split: float | None = None,
+    validate_on_test: bool = False,
+    seed: int = 0,
+    threads: int | None = None,
+    device: str = "auto",
+    save: Path | None = None,
+    verbose: bool = True,
+) -> TrainedMLP:
+    """Train one MLP on a dataset, evaluate it on the test split and save it (`mnistlab train`).
+
+    With `verbose`, prints the Keras-style summary and a progress bar. Bad options raise a
+    one-line `MnistlabError` before any training; a run that raises is returned as failed.
+    """
+    from mnistlab.studies.status import RunStatus
+
+    spec = training_spec(optimizer, learning_rate, epochs=epochs, batch_size=batch_size)
+    data = load_dataset(
+        dataset,
+        validation_split=validation_split,
+        validation={"kind": "test"} if validate_on_test else None,
+        data_dir=data_dir,
+        device=device,
+    )
+    model = MLP(
+        hidden,
+        activation,
+        output=output,
+        dropout=dropout,
+        batch_norm=batch_norm,
+        kernel_regularizer={"l2": l2} if l2 else None,
+        seed=seed,
+    )
+    model.build(math.prod(data.input_shape), data.n_classes)
+    if verbose:
+        model.summary()
+    try:
+        history = fit(model, data, spec=spec, threads=threads, verbose=verbose)
+    except MnistlabError:
+        raise
+    except Exception:  # a failed run is a result, as in a study
+        return TrainedMLP(model, RunStatus.FAILED, History(), error=traceback.format_exc())
+    if history.diverged:
+        return TrainedMLP(model, RunStatus.DIVERGED, history)
+    test = evaluate(model, data.test) if data.test is not None else None
+    if save is not None:
+        model.save(save)
+    return TrainedMLP(model, RunStatus.DONE, history, test, save)
 
 
 def _training_splits(

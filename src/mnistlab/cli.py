@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from mnistlab.errors import MnistlabError
 
@@ -23,12 +24,49 @@ if TYPE_CHECKING:
     from mnistlab.studies.tables import Table as SummaryTable
 
 USAGE_ERROR = 2
+RUN_FAILED = 1  # a run that diverged or failed
 DataDirOption = Annotated[Path | None, typer.Option(help="an explicit folder, searched first")]
 LIST_OPTIONS = frozenset({"--hidden"})  # options that take several values: --hidden 512 128
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 out = Console()
 err = Console(stderr=True)
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The verbs, with every usage error (an unknown choice, a number out of range, a missing
+    file, an unknown option) printed as one `error:` line on stderr, exit 2."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except Exception as exc:
+            if not _is_usage_error(exc):
+                raise
+            if type(exc).__name__ == "NoArgsIsHelpError":  # no verb: the help is the answer
+                exc.show()  # type: ignore[attr-defined]
+            else:
+                _print_error(exc.format_message())  # type: ignore[attr-defined]
+            sys.exit(USAGE_ERROR)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Whether `exc` is the command-line parser's own usage error (Click's exit code 2)."""
+    return getattr(exc, "exit_code", None) == USAGE_ERROR and hasattr(exc, "format_message")
+
+
+def _print_error(message: str) -> None:
+    """One problem a line on stderr, as `error: ...`."""
+    for line in message.splitlines():
+        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True, markup=True)
+
+
+app = typer.Typer(
+    cls=OneLineUsageErrors,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
 
 
 @app.callback()
@@ -42,8 +80,7 @@ def _expected_errors() -> Iterator[None]:
     try:
         yield
     except MnistlabError as exc:
-        for line in str(exc).splitlines():  # one problem a line
-            err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
         raise typer.Exit(USAGE_ERROR) from None
 
 
@@ -58,6 +95,39 @@ class BatchNorm(StrEnum):
     after = "after"
 
 
+class Activation(StrEnum):
+    """The hidden activations (`models.components`; a test keeps the two lists equal)."""
+
+    linear = "linear"
+    sigmoid = "sigmoid"
+    tanh = "tanh"
+    relu = "relu"
+    leaky_relu = "leaky_relu"
+    elu = "elu"
+
+
+class Optimizer(StrEnum):
+    """Keras's optimisers (`training.optimizers.OPTIMIZER_NAMES`; a test keeps them equal)."""
+
+    sgd = "sgd"
+    adam = "adam"
+    adamw = "adamw"
+    nadam = "nadam"
+    rmsprop = "rmsprop"
+    adagrad = "adagrad"
+    adadelta = "adadelta"
+
+
+class Device(StrEnum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+Threads = Annotated[int | None, typer.Option(min=1, help="torch threads (default: all cores)")]
+DeviceOption = Annotated[Device, typer.Option(help="where to train (auto: CUDA when present)")]
+
+
 @app.command()
 def train(
     dataset: Annotated[
@@ -68,70 +138,69 @@ def train(
     ] = None,
     hidden: Annotated[str, typer.Option(help="hidden layer sizes, e.g. --hidden 512 128")] = "128",
     activation: Annotated[
-        str, typer.Option(help="linear, sigmoid, tanh, relu, leaky_relu, elu")
-    ] = "relu",
+        Activation, typer.Option(help="hidden-layer activation")
+    ] = Activation.relu,
     output: Annotated[Output, typer.Option(help="output activation")] = Output.softmax,
     dropout: Annotated[float, typer.Option(help="dropout rate after every hidden layer")] = 0.0,
     batch_norm: Annotated[
         BatchNorm, typer.Option(help="BatchNormalization around activations")
     ] = BatchNorm.none,
     l2: Annotated[float, typer.Option(help="Keras l2 penalty on every hidden kernel")] = 0.0,
-    optimizer: Annotated[
-        str, typer.Option(help="sgd, adam, adamw, nadam, rmsprop, adagrad, adadelta")
-    ] = "rmsprop",
+    optimizer: Annotated[Optimizer, typer.Option(help="Keras optimiser")] = Optimizer.rmsprop,
     learning_rate: Annotated[
         float | None, typer.Option(help="default: the optimiser's Keras default")
     ] = None,
-    epochs: Annotated[int, typer.Option(help="passes over the training data")] = 1,
-    batch_size: Annotated[int, typer.Option(help="samples per step")] = 32,
+    epochs: Annotated[int, typer.Option(min=1, help="passes over the training data")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="samples per step")] = 32,
     validation_split: Annotated[float | None, typer.Option(help="Keras validation_split")] = None,
     validate_on_test: Annotated[
         bool, typer.Option(help="use the test set as validation data")
     ] = False,
     seed: Annotated[int, typer.Option(help="fixes initialisation, shuffling and dropout")] = 0,
-    threads: Annotated[int | None, typer.Option(help="torch threads (default: all cores)")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    threads: Threads = None,
+    device: DeviceOption = Device.auto,
     save: Annotated[
         Path | None, typer.Option(help="save the trained weights (safetensors)")
     ] = None,
 ) -> None:
-    """Train one MLP with a progress bar and print its test accuracy."""
-    from mnistlab.api import MLP, evaluate, fit, load_dataset, training_spec
+    """Train one MLP with a progress bar and print its test accuracy (exit 1 if it diverged)."""
+    from mnistlab.api import train_mlp
+    from mnistlab.studies.status import RunStatus
 
     with _expected_errors():
-        layers = _int_list("hidden", hidden)
-        spec = training_spec(optimizer, learning_rate, epochs=epochs, batch_size=batch_size)
-        validation = {"kind": "test"} if validate_on_test else None
-        data = load_dataset(
-            dataset,
-            validation_split=validation_split,
-            validation=validation,
+        trained = train_mlp(
+            _int_list("hidden", hidden),
+            activation.value,
+            dataset=dataset,
             data_dir=data_dir,
-            device=device,
-        )
-        regularizer = {"l2": l2} if l2 else None
-        model = MLP(
-            layers,
-            activation,
             output=output.value,
             dropout=dropout,
             batch_norm=batch_norm.value,
-            kernel_regularizer=regularizer,
+            l2=l2,
+            optimizer=optimizer.value,
+            learning_rate=learning_rate,
+            epochs=epochs,
+            batch_size=batch_size,
+            validation_split=validation_split,
+            validate_on_test=validate_on_test,
             seed=seed,
+            threads=threads,
+            device=device.value,
+            save=save,
         )
-        model.build(math.prod(data.input_shape), data.n_classes)
-        model.summary()
-        history = fit(model, data, spec=spec, threads=threads)
-        if history.diverged:
-            epoch, batch = history.diverged_at or (0, 0)
-            out.print(f"run diverged at epoch {epoch + 1}, batch {batch}")
-            raise typer.Exit(1)
-        if data.test is not None:
-            scores = evaluate(model, data.test)
-            out.print(f"test accuracy: {scores['accuracy']:.4f}  test loss: {scores['loss']:.4f}")
-        if save is not None:
-            model.save(save)
-            out.print(f"weights saved to {save}")
+    if trained.status == RunStatus.FAILED:
+        reason = (trained.error or "").strip().splitlines()[-1:] or ["unknown error"]
+        err.print(f"[red]run failed:[/red] {reason[0]}", highlight=False, soft_wrap=True)
+        raise typer.Exit(RUN_FAILED)
+    if trained.status == RunStatus.DIVERGED:
+        epoch, batch = trained.history.diverged_at or (0, 0)
+        out.print(f"run diverged at epoch {epoch + 1}, batch {batch}")
+        raise typer.Exit(RUN_FAILED)
+    if trained.test is not None:
+        scores = trained.test
+        out.print(f"test accuracy: {scores['accuracy']:.4f}  test loss: {scores['loss']:.4f}")
+    if trained.saved is not None:
+        out.print(f"weights saved to {trained.saved}")
 
 
 def _int_list(field: str, text: str) -> tuple[int, ...]:
@@ -167,6 +236,7 @@ def main() -> None:
 
 DEFAULT_STUDY = Path("studies/quickstart.yaml")
 Results = Annotated[Path, typer.Option(help="results folder (the store is mnistlab.db in it)")]
+StudyFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a study file")]
 
 
 class ExportFormat(StrEnum):
@@ -177,21 +247,23 @@ class ExportFormat(StrEnum):
 
 @app.command()
 def run(
-    study: Annotated[Path, typer.Argument(help="a study file")] = DEFAULT_STUDY,
+    study: StudyFile = DEFAULT_STUDY,
     results: Results = Path("results"),
     fresh: Annotated[bool, typer.Option(help="discard this study's stored runs first")] = False,
     jobs: Annotated[
         int | None,
         typer.Option(
+            min=1,
             help="runs at once, in worker processes (default: one per core when every run "
-            "is a small dense model, else 1)"
+            "is a small dense model, else 1)",
         ),
     ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
+            min=1,
             help="torch threads per run (default: every core, one for small dense models; "
-            "1 is faster on a machine other work keeps busy)"
+            "1 is faster on a machine other work keeps busy)",
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="print the plan, run nothing")] = False,
@@ -199,48 +271,53 @@ def run(
         bool, typer.Option(help="train same-architecture runs as one stacked model")
     ] = True,
     data_dir: DataDirOption = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    device: DeviceOption = Device.auto,
     report: Annotated[
         bool, typer.Option(help="write <results>/<study>/report.html at the end")
     ] = True,
 ) -> None:
     """Run a study: skip finished runs, run the rest, print its summary table, write its report."""
-    from mnistlab.studies import StudyProgress, load_study, plan_study, run_study, study_report
+    from mnistlab.data.cache import DataCache
+    from mnistlab.studies import (
+        RunOptions,
+        StudyProgress,
+        load_study,
+        plan_study,
+        run_study,
+        study_report,
+    )
 
     with _expected_errors():
         spec = load_study(study)
+        options = RunOptions(
+            results=results,
+            data_dir=data_dir,
+            jobs=jobs,
+            threads=threads,
+            device=device.value,
+            fresh=fresh,
+            stack=stack,
+        )
         if dry_run:
-            _render_plan(plan_study(spec, results, data_dir))
+            _render_plan(plan_study(spec, options))
             return
-        if jobs is not None and jobs < 1:
-            raise MnistlabError(f"--jobs: must be >= 1, got {jobs}")
-        if threads is not None and threads < 1:
-            raise MnistlabError(f"--threads: must be >= 1, got {threads}")
+        data = DataCache(data_dir)  # read once, for the runs and the report
         with StudyProgress(err) as progress:
-            outcome = run_study(
-                spec,
-                study.read_text(),
-                results,
-                fresh=fresh,
-                jobs=jobs,
-                threads=threads,
-                data_dir=data_dir,
-                device=device,
-                stack=stack,
-                listener=progress,
-            )
-        counts = ", ".join(f"{n} {status}" for status, n in sorted(outcome.counts.items()))
-        out.print(f"{spec.name}: ran {outcome.ran} runs; {counts}", highlight=False, soft_wrap=True)
+            counts = run_study(spec, study.read_text(), replace(options, listener=progress), data)
+        shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.counts.items()))
+        out.print(f"{spec.name}: ran {counts.ran} runs; {shown}", highlight=False, soft_wrap=True)
         _render_report(study_report(spec.name, results))
         if report:
             from mnistlab.report import write_report
 
-            path = write_report(spec.name, results, data_dir=data_dir, device=device)
+            path = write_report(
+                spec.name, results, data_dir=data_dir, device=device.value, cache=data
+            )
             out.print(f"report: {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
-def check(study: Annotated[Path, typer.Argument(help="a study file")]) -> None:
+def check(study: StudyFile) -> None:
     """Validate a study file and print how many runs it expands to; run nothing."""
     from mnistlab.analysis import captures_for
     from mnistlab.studies import count_runs, load_study
@@ -255,21 +332,23 @@ def check(study: Annotated[Path, typer.Argument(help="a study file")]) -> None:
 def studies(results: Results = Path("results")) -> None:
     """List the studies in the results store."""
     from mnistlab.studies import list_studies
+    from mnistlab.studies.status import FINISHED, RunStatus
 
     with _expected_errors():
         listed = list_studies(results)
+    finished = [status for status in RunStatus if status in FINISHED]
     table = Table()
     table.add_column("study", no_wrap=True)
-    for status in ("runs", "done", "diverged", "failed", "pending"):
-        table.add_column(status, justify="right")
+    for title in ("runs", *finished, RunStatus.PENDING):  # pending counts the running ones
+        table.add_column(title, justify="right")
     table.add_column("updated (UTC)", no_wrap=True)
     for entry in listed:
         counts = entry.counts
         table.add_row(
             entry.name,
-            str(sum(counts.values())),
-            *(str(counts.get(k, 0)) for k in ("done", "diverged", "failed")),
-            str(counts.get("pending", 0) + counts.get("running", 0)),
+            str(entry.total),
+            *(str(counts.get(status, 0)) for status in finished),
+            str(counts.get(RunStatus.PENDING, 0) + counts.get(RunStatus.RUNNING, 0)),
             entry.updated[:16].replace("T", " "),
         )
     out.print(table)

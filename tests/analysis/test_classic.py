@@ -14,6 +14,7 @@ from mnistlab.analysis.classic import (
     synthetic_sets,
 )
 from mnistlab.analysis.run import open_study
+from mnistlab.studies.options import RunOptions
 from mnistlab.studies.runner import run_study
 from mnistlab.studies.spec import parse_study
 
@@ -54,7 +55,7 @@ def test_synthetic_sets_and_a_linear_svc_on_them():
 @pytest.fixture(scope="module")
 def classic_study(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    run_study(parse_study(CLASSIC, "classic.yaml"), CLASSIC, results)
+    run_study(parse_study(CLASSIC, "classic.yaml"), CLASSIC, RunOptions(results))
     with open_study("classic", results) as ctx:
         yield ctx
 
@@ -117,7 +118,7 @@ def test_regression_fit_is_in_original_units(tmp_path):
         training: {{optimizer: {{name: sgd, learning_rate: 0.1}}, loss: mse, epochs: 5,
                     batch_size: 4}}
         """)
-    run_study(parse_study(text, "g.yaml"), text, tmp_path / "results")
+    run_study(parse_study(text, "g.yaml"), text, RunOptions(tmp_path / "results"))
     with open_study("gauss", tmp_path / "results") as ctx:
         outcome = compute(ctx, "regression_fit")
         (run,) = ctx.runs

@@ -5,6 +5,7 @@ import pytest
 
 from mnistlab.analysis.run import compute, open_study
 from mnistlab.report.figures import draw
+from mnistlab.studies.options import RunOptions
 from mnistlab.studies.runner import run_study
 from mnistlab.studies.spec import parse_study
 
@@ -30,7 +31,7 @@ analyses: [feature_maps, accuracy_vs_time]
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    run_study(parse_study(STUDY, "tiny.yaml"), STUDY, results)
+    run_study(parse_study(STUDY, "tiny.yaml"), STUDY, RunOptions(results))
     return results
 
 

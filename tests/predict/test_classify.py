@@ -11,7 +11,9 @@ from mnistlab.cli import app
 from mnistlab.data import DataSpec, read_dataset
 from mnistlab.errors import MnistlabError
 from mnistlab.predict import load_classifier, predict_files
-from mnistlab.studies.runner import open_store, run_study
+from mnistlab.studies.options import RunOptions
+from mnistlab.studies.results_folder import open_store
+from mnistlab.studies.runner import run_study
 from mnistlab.studies.spec import parse_study
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
@@ -32,7 +34,7 @@ N_TEST = 20
 def trained(tmp_path_factory):
     """A small MLP trained on 4,000 MNIST digits (standardised), stored as a run."""
     results = tmp_path_factory.mktemp("results")
-    run_study(parse_study(STUDY, "p.yaml"), STUDY, results, data_dir=MNIST_DIR)
+    run_study(parse_study(STUDY, "p.yaml"), STUDY, RunOptions(results, data_dir=MNIST_DIR))
     with open_store(results) as store:
         (run,) = store.runs("predict-fixture")
         weights = results / store.artifacts(run.run_id)["weights"].path

@@ -6,6 +6,7 @@ import pytest
 
 from mnistlab.analysis import registered
 from mnistlab.report import write_report
+from mnistlab.studies.options import RunOptions
 from mnistlab.studies.runner import run_study
 from mnistlab.studies.spec import parse_study
 
@@ -38,6 +39,6 @@ def tiny_report(tmp_path_factory) -> tuple[Path, str]:
         for name in registered()
     ]
     text = STUDY + "\n".join(lines) + "\n"
-    run_study(parse_study(text, "tiny.yaml"), text, results)
+    run_study(parse_study(text, "tiny.yaml"), text, RunOptions(results))
     path = write_report("tiny-report", results)
     return path, path.read_text()

@@ -8,7 +8,9 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 from sklearn.svm import SVC
 
-from mnistlab.studies.runner import open_store, run_study
+from mnistlab.studies.options import RunOptions
+from mnistlab.studies.results_folder import open_store
+from mnistlab.studies.runner import run_study
 from mnistlab.studies.spec import parse_study
 from mnistlab.studies.stats import cv_summary
 
@@ -27,7 +29,7 @@ def test_sklearn_cross_validation_equals_grid_search_cv(tmp_path):
           refit_set: {data.train_subset: {kind: head, n: 300}}
         """)
     spec = parse_study(text, "svm-cv.yaml")
-    outcome = run_study(spec, text, tmp_path)
+    outcome = run_study(spec, text, RunOptions(tmp_path))
     assert outcome.counts == {"done": 1 + 12 + 1}  # the run, 4 settings x 3 folds, the refit
     digits = load_digits()
     x, y = digits.data[:200] / 255.0, digits.target[:200]
@@ -71,7 +73,7 @@ def test_regression_study_stores_train_and_test_mse(tmp_path):
         repetitions: 2
         """)
     spec = parse_study(text, "quad.yaml")
-    assert run_study(spec, text, tmp_path / "results").counts == {"done": 2}
+    assert run_study(spec, text, RunOptions(tmp_path / "results")).counts == {"done": 2}
     with open_store(tmp_path / "results") as store:
         runs = store.runs("quad")
         history = store.history(runs[0].run_id)

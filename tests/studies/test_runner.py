@@ -12,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mnistlab.studies.execute import RunTask, execute, fingerprint_data
+from mnistlab.data.cache import DataCache
+from mnistlab.studies.execute import RunTask, execute
 from mnistlab.studies.expand import expand
-from mnistlab.studies.runner import DB_NAME, open_store, plan_study, run_study
+from mnistlab.studies.options import RunOptions
+from mnistlab.studies.results_folder import DB_NAME, open_store
+from mnistlab.studies.runner import plan_study, run_study
 from mnistlab.studies.spec import parse_study
 
 BASE = """
@@ -32,10 +35,10 @@ def study(extra: str, name: str = "tiny"):
 
 def test_runs_everything_once_then_skips(tmp_path):
     spec, text = study("grid: {model.activation: [relu, tanh]}\nrepetitions: 2\n")
-    first = run_study(spec, text, tmp_path)
+    first = run_study(spec, text, RunOptions(tmp_path))
     assert first.ran == 4
     assert first.counts == {"done": 4}
-    again = run_study(spec, text, tmp_path)
+    again = run_study(spec, text, RunOptions(tmp_path))
     assert again.ran == 0
     with open_store(tmp_path) as store:
         runs = store.runs("tiny")
@@ -50,7 +53,7 @@ def test_runs_everything_once_then_skips(tmp_path):
 
 def test_dry_run_plans_without_writing(tmp_path):
     spec, _ = study("grid: {model.hidden: [[4], [8], [16]]}\n")
-    plan = plan_study(spec, tmp_path)
+    plan = plan_study(spec, RunOptions(tmp_path))
     assert len(plan.runs) == len(plan.todo) == 3
     assert plan.estimate_seconds is None
     assert not (tmp_path / DB_NAME).exists()
@@ -62,7 +65,7 @@ def test_a_failed_run_never_stops_the_study(tmp_path):
           - {name: fine, set: {}}
           - {name: impossible, set: {data.train_subset: {kind: balanced, per_class: 5000}}}
         """)
-    outcome = run_study(spec, text, tmp_path)
+    outcome = run_study(spec, text, RunOptions(tmp_path))
     assert outcome.counts == {"done": 1, "failed": 1}
     with open_store(tmp_path) as store:
         failed = [r for r in store.runs("tiny") if r.status == "failed"]
@@ -74,7 +77,7 @@ def test_continue_chain_starts_from_the_previous_weights(tmp_path):
         grid: {training.optimizer.learning_rate: [0.01, 0.02]}
         repetitions: {count: 2, mode: continue}
         """)
-    run_study(spec, text, tmp_path)
+    run_study(spec, text, RunOptions(tmp_path))
     with open_store(tmp_path) as store:
         runs = sorted(store.runs("tiny"), key=lambda r: r.order)
         assert [r.parent for r in runs[1:]] == [r.run_id for r in runs[:-1]]
@@ -83,37 +86,41 @@ def test_continue_chain_starts_from_the_previous_weights(tmp_path):
         stored = store.history(runs[1].run_id)["loss"]
     # a chain member starts from its parent's final weights: training the child again, alone,
     # from the parent's weights file reproduces its stored history exactly
-    child = next(r for r in expand(spec, fingerprint_data) if r.run_id == runs[1].run_id)
+    data = DataCache()
+    child = next(r for r in expand(spec, data.fingerprint) if r.run_id == runs[1].run_id)
     task = RunTask((child,), tmp_path / "again", parent_weights=parent_file)
-    (again,) = execute(task)
+    (again,) = execute(task, data)
     assert again.history["loss"] == stored
 
 
 def test_parallel_workers_share_the_store(tmp_path):
     spec, text = study("grid: {model.hidden: [[4], [8], [12], [16]]}\n")
-    outcome = run_study(spec, text, tmp_path, jobs=2)
+    outcome = run_study(spec, text, RunOptions(tmp_path, jobs=2))
     assert outcome.counts == {"done": 4}
     with open_store(tmp_path) as store:
         assert store.integrity_check() == "ok"
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:
+        workers = {row[0] for row in conn.execute("SELECT worker FROM runs")}
+    assert workers == {f"pool of 2 in {os.getpid()}"}  # the pool reports its runs up front
 
 
 def test_changed_study_file_needs_fresh(tmp_path):
     spec, text = study("")
-    run_study(spec, text, tmp_path)
+    run_study(spec, text, RunOptions(tmp_path))
     changed, changed_text = study("repetitions: 2\n")
     with pytest.raises(Exception, match="different file; use --fresh"):
-        run_study(changed, changed_text, tmp_path)
-    assert run_study(changed, changed_text, tmp_path, fresh=True).counts == {"done": 2}
+        run_study(changed, changed_text, RunOptions(tmp_path))
+    assert run_study(changed, changed_text, RunOptions(tmp_path, fresh=True)).counts == {"done": 2}
 
 
 def test_editing_what_a_study_reports_keeps_its_runs(tmp_path):
     spec, text = study("")
-    run_study(spec, text, tmp_path)
+    run_study(spec, text, RunOptions(tmp_path))
     reported, reported_text = study(
         "description: now with curves\nanalyses: [curves]\n"
         "table: {columns: [{title: acc, metric: test_accuracy}]}\n"
     )
-    assert run_study(reported, reported_text, tmp_path, captures=()).ran == 0
+    assert run_study(reported, reported_text, RunOptions(tmp_path, captures=())).ran == 0
     with open_store(tmp_path) as store:
         stored = store.get_study("tiny")
     assert "analyses: [curves]" in stored.source
@@ -145,7 +152,7 @@ def test_killed_study_resumes_without_redoing_finished_runs(tmp_path):
         finished_before = {r.run_id for r in store.runs("slow") if r.status == "done"}
     assert len(finished_before) >= done
     spec = parse_study(study_file.read_text(), str(study_file))
-    outcome = run_study(spec, study_file.read_text(), results)
+    outcome = run_study(spec, study_file.read_text(), RunOptions(results))
     assert outcome.ran == 6 - len(finished_before)
     assert outcome.counts == {"done": 6}
 
@@ -177,8 +184,8 @@ def test_stacked_runs_equal_single_runs(tmp_path):
     spec = parse_study(text, "tiny.yaml")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a stack that fell back to single runs would warn
-        stacked = run_study(spec, text, tmp_path / "stacked")
-    alone = run_study(spec, text, tmp_path / "alone", stack=False)
+        stacked = run_study(spec, text, RunOptions(tmp_path / "stacked"))
+    alone = run_study(spec, text, RunOptions(tmp_path / "alone", stack=False))
     assert stacked.counts == alone.counts == {"done": 4}
     with open_store(tmp_path / "stacked") as a, open_store(tmp_path / "alone") as b:
         for x, y in zip(a.runs("tiny"), b.runs("tiny"), strict=True):
@@ -198,7 +205,7 @@ def test_the_runner_stacks_compatible_runs_only():
         " model.batch_norm: [after]}\nrepetitions: 2\n"
     )
     runs = expand(spec, lambda data: "fp")
-    tasks = _stacked([RunTask((run,), Path("r")) for run in runs])
+    tasks = _stacked([RunTask((run,), Path("r")) for run in runs], DataCache())
     assert sorted(len(t.runs) for t in tasks) == [4, 4]
     assert all(t.stacked for t in tasks)
     assert {len({r.config.model.hidden for r in t.runs}) for t in tasks} == {1}
@@ -209,14 +216,15 @@ def test_small_runs_the_lean_step_takes_are_not_stacked():
     from mnistlab.studies.runner import _stacked
 
     spec, _ = study("grid: {training.optimizer.learning_rate: [0.01, 0.02]}\nrepetitions: 2\n")
-    tasks = _stacked([RunTask((run,), Path("r")) for run in expand(spec, lambda data: "fp")])
+    runs = expand(spec, lambda data: "fp")
+    tasks = _stacked([RunTask((run,), Path("r")) for run in runs], DataCache())
     assert [len(t.runs) for t in tasks] == [1, 1, 1, 1]
     assert not any(t.stacked for t in tasks)
 
 
 def test_runs_that_cannot_stack_run_alone(tmp_path):
     spec, text = study("grid: {model.hidden: [[4], [8]], training.optimizer: [sgd, adam]}\n")
-    outcome = run_study(spec, text, tmp_path)
+    outcome = run_study(spec, text, RunOptions(tmp_path))
     assert outcome.counts == {"done": 4}
 
 
@@ -234,7 +242,7 @@ def test_a_cnn_variant_runs_beside_stacked_mlps(tmp_path):
                   - max_pool2d
                   - flatten
         """)
-    result = run_study(spec, text, tmp_path)
+    result = run_study(spec, text, RunOptions(tmp_path))
     assert result.counts == {"done": 4}
     with open_store(tmp_path) as store:
         cnn = [r for r in store.runs("tiny") if r.variant == "cnn"]
@@ -242,43 +250,15 @@ def test_a_cnn_variant_runs_beside_stacked_mlps(tmp_path):
         assert all(0.3 < r.metrics["test_accuracy"] <= 1 for r in cnn)  # chance is 0.1
 
 
-def _tasks(extra: str) -> list[RunTask]:
-    spec, _ = study(extra)
-    return [RunTask((run,), Path("results")) for run in expand(spec, fingerprint_data)]
-
-
-def test_auto_jobs_pools_small_dense_runs_only_when_there_is_enough_work():
-    from dataclasses import replace
-
-    from mnistlab.studies.runner import MIN_POOL_STEPS, auto_jobs, training_steps
-
-    def steps(tasks):
-        return sum(training_steps(t.runs[0]) for t in tasks)
-
-    cores = len(os.sched_getaffinity(0))
-    long_small = _tasks("grid: {training.epochs: [40], training.batch_size: [1]}\nrepetitions: 2\n")
-    assert steps(long_small) >= MIN_POOL_STEPS
-    assert auto_jobs(long_small, None, "cpu") == (min(cores, 2) if cores > 1 else 1)
-    stacked = [replace(long_small[0], runs=tuple(t.runs[0] for t in long_small), stacked=True)]
-    assert auto_jobs(stacked * 2, None, "cpu") == 1  # stacks keep every core
-    short_small = _tasks("repetitions: 2\n")  # 2 epochs of batch 64: not worth two workers
-    assert steps(short_small) < MIN_POOL_STEPS
-    assert auto_jobs(short_small, None, "cpu") == 1
-    wide = _tasks(
-        "grid: {model.hidden: [[2048, 2048]], training.epochs: [40], training.batch_size: [1]}\n"
-        "repetitions: 2\n"
-    )
-    assert steps(wide) >= MIN_POOL_STEPS
-    assert auto_jobs(wide, None, "cpu") == 1  # a 2048x2048 GEMM per step wants every core
-
-
 def test_a_stack_feeds_the_progress_display_with_its_longest_member(tmp_path):
     spec, _ = study("grid: {training.epochs: [2, 3], model.batch_norm: [after]}\n")
-    runs = tuple(expand(spec, fingerprint_data))
+    data = DataCache()
+    runs = tuple(expand(spec, data.fingerprint))
     seen = []
     results = list(
         execute(
             RunTask(runs, tmp_path, stacked=True),
+            data,
             on_epoch=lambda run, epoch, epochs, logs: seen.append((run.run_id, epoch, epochs)),
         )
     )
@@ -294,7 +274,7 @@ def test_threads_fix_torch_threads_for_every_run(tmp_path):
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
-        assert run_study(spec, text, tmp_path, threads=1, captures=()).ran == 1
+        assert run_study(spec, text, RunOptions(tmp_path, threads=1, captures=())).ran == 1
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

@@ -11,14 +11,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import get_args
 
 import pytest
 
 import mnistlab
-from mnistlab.studies.records import FINISHED, RunConfig, RunResult, RunSpec, RunStatus
+from mnistlab.studies.records import RunConfig, RunResult, RunSpec
+from mnistlab.studies.status import FINISHED, RunStatus
 from mnistlab.studies.store import (
-    _FINISHED,
+    MIGRATIONS,
     SCHEMA_VERSION,
     STATUSES,
     ArtifactRow,
@@ -139,9 +139,18 @@ def test_a_folder_that_cannot_be_made_or_written_is_refused(tmp_path):
         locked.chmod(0o700)
 
 
-def test_statuses_match_the_records():
-    assert set(STATUSES) == set(get_args(RunStatus))
-    assert set(_FINISHED) == FINISHED
+def test_the_schema_knows_every_status_and_which_are_final():
+    schema = "\n".join(MIGRATIONS[0])
+    allowed = ", ".join(f"'{s}'" for s in STATUSES)
+    assert f"CHECK (status IN ({allowed}))" in schema
+    final = ", ".join(f"'{s}'" for s in RunStatus if s in FINISHED)
+    assert f"WHEN OLD.status IN ({final})" in schema
+
+
+def test_records_come_back_with_their_status_as_the_enum(store):
+    store.finish_run(result("r0000", "diverged"))
+    (record,) = store.runs("s", RunStatus.DIVERGED)
+    assert record.status is RunStatus.DIVERGED
 
 
 # --- studies ---

@@ -1,4 +1,4 @@
-"""Tests of studies/tables.py: cell strings, default columns, marking, sorting and export."""
+"""Tests of studies/tables.py: cell strings, default columns, marking and sorting."""
 
 from __future__ import annotations
 
@@ -7,17 +7,14 @@ import math
 
 import pytest
 
+from mnistlab.studies.export import export_table
 from mnistlab.studies.stats import cv_summary, select_best
 from mnistlab.studies.tables import (
-    Column,
-    Table,
-    compare_tables,
     cv_table,
     default_columns,
-    export,
-    format_value,
     runs_table,
     selection_table,
+    summary_column,
     summary_table,
 )
 
@@ -91,7 +88,7 @@ def test_summary_cells_mean_std_single_value_and_pending():
     assert table.raw[0][3]["std"] == pytest.approx(0.0012)
     assert (table.raw[0][3]["n"], table.raw[0][5], table.raw[2][2]) == (3, 3, None)
     assert table.metrics[2:5] == ["accuracy", "test_accuracy", "test_loss"]
-    records = json.loads(export(table, "json"))
+    records = json.loads(export_table(table, "json"))
     assert list(records[0]) == [
         "variant", "model.activation", "accuracy", "test_accuracy", "test_loss", "n", "status",
     ]  # fmt: skip
@@ -112,7 +109,7 @@ def test_default_columns_list_varying_labels_and_present_metrics():
         for i, (opt, lr) in enumerate([("sgd", 0.1), ("adam", 0.2)])
     ]
     cols = default_columns(runs)
-    assert [(c.title, c.field or c.metric) for c in cols] == [
+    assert [(c.title, c.key) for c in cols] == [
         ("optimizer", "training.optimizer"),
         ("learning_rate", LR),
         ("train acc (%)", "accuracy"),
@@ -132,7 +129,10 @@ def test_summary_marks_diverged_and_failed_repetitions():
         record("r2", "g", repetition=2, status="diverged", accuracy=0.098, test_loss=math.nan),
         record("r3", "g", repetition=3, status="failed"),
     ]
-    columns = [Column("train acc", metric="accuracy"), Column("test loss", metric="test_loss")]
+    columns = [
+        summary_column("train acc", metric="accuracy"),
+        summary_column("test loss", metric="test_loss"),
+    ]
     table = summary_table(runs, columns)
     assert table.columns == ["train acc", "test loss", "n", "status"]  # n, status appended
     assert table.rows == [
@@ -152,29 +152,15 @@ def test_summary_custom_columns_render_config_fields():
         test_accuracy=0.98,
     )
     columns = [
-        Column("architecture", field="model.hidden"),
-        Column("activation", field="model.activation"),
-        Column("optimizer", field="training.optimizer"),
-        Column("lr", field="training.optimizer.learning_rate"),
-        Column("batch norm", field="model.batch_norm"),
-        Column("test accuracy", metric="test_accuracy"),
+        summary_column("architecture", field="model.hidden"),
+        summary_column("activation", field="model.activation"),
+        summary_column("optimizer", field="training.optimizer"),
+        summary_column("lr", field="training.optimizer.learning_rate"),
+        summary_column("batch norm", field="model.batch_norm"),
+        summary_column("test accuracy", metric="test_accuracy"),
     ]
     table = summary_table([run], columns)
     assert table.rows == [["512-256-64", "relu", "adam", "0.001", "-", "98.00", "1"]]
-
-
-def test_format_value_cases():
-    assert format_value([512, 128]) == "512-128"
-    assert format_value([]) == "none"
-    assert format_value({"name": "relu"}) == "relu"
-    assert format_value({"name": "sgd", "learning_rate": 0.1, "momentum": 0.9}) == "sgd"
-    assert format_value({"name": "random_normal", "mean": 0.0, "stddev": 0.062}) == (
-        "random_normal(mean=0, stddev=0.062)"
-    )
-    assert format_value({"l1": 0.0, "l2": 0.01}) == "l2(0.01)"
-    assert format_value({"kind": "tail", "n": 10000}) == "tail(n=10000)"
-    assert format_value(None) == "-"
-    assert format_value(True) == "true"
 
 
 def test_summary_sort_by_metric_best_first_and_reversed():
@@ -269,86 +255,3 @@ def test_cv_table_rows_use_population_std():
     assert table.rows[0] == ["A1", "sigmoid", "97.00 ± 0.82", "96.00, 97.00, 98.00", "2", "", "-"]
     assert table.rows[1] == ["A1", "relu", "98.33 ± 0.47", "98.00, 98.00, 99.00", "1", "*", "98.50"]
     assert "ddof=0" in table.note
-
-
-def test_compare_tables_matches_rows_and_differences():
-    def table(title, rows):
-        raw = [
-            [k, {"mean": m, "std": math.nan, "n": 1}, {"mean": loss, "std": math.nan, "n": 1}]
-            for k, m, loss in rows
-        ]
-        shown = [[k, f"{m * 100:.2f}", f"{loss:.4g}"] for k, m, loss in rows]
-        return Table(
-            title,
-            ["act", "test acc (%)", "test loss"],
-            shown,
-            raw,
-            [None, "test_accuracy", "test_loss"],
-            keys=["activation", "test_accuracy", "test_loss"],
-        )
-
-    a = table("keras", [("relu", 0.98, 0.07), ("sigmoid", 0.95, 0.2)])
-    b = table("torch", [("sigmoid", 0.96, 0.15), ("tanh", 0.97, 0.1)])
-    out = compare_tables(a, b, ["act"])
-    assert out.columns == [
-        "act",
-        "keras: test acc (%)",
-        "torch: test acc (%)",
-        "Δ test acc (%)",
-        "keras: test loss",
-        "torch: test loss",
-        "Δ test loss",
-    ]
-    assert out.rows == [
-        ["relu", "98.00", "-", "-", "0.07", "-", "-"],
-        ["sigmoid", "95.00", "96.00", "+1.00", "0.2", "0.15", "-0.05"],
-        ["tanh", "-", "97.00", "-", "-", "0.1", "-"],
-    ]
-    assert out.keys[:2] == ["activation", "a.test_accuracy"]
-    assert out.records()[1]["delta.test_loss"] == pytest.approx(-0.05)
-    with pytest.raises(ValueError, match="key column 'x'"):
-        compare_tables(a, b, ["x"])
-
-
-# --- export ---
-
-
-def two_row_table() -> Table:
-    return Table(
-        title="t",
-        columns=["variant", "test acc (%)", "n"],
-        rows=[["a|b", "97.85 ± 0.12", "4"], ["c, d", "91.23", "1"]],
-        raw=[
-            ["a|b", {"mean": 0.9785, "std": 0.0012, "n": 4}, 4],
-            ["c, d", {"mean": 0.9123, "std": math.nan, "n": 1}, 1],
-        ],
-        metrics=[None, "test_accuracy", None],
-    )
-
-
-def test_export_csv():
-    assert export(two_row_table(), "csv") == (
-        'variant,test acc (%),n\na|b,97.85 ± 0.12,4\n"c, d",91.23,1\n'
-    )
-
-
-def test_export_json_has_raw_numbers_and_null_for_nan():
-    text = export(two_row_table(), "json")
-    assert json.loads(text) == [
-        {"variant": "a|b", "test acc (%)": {"mean": 0.9785, "std": 0.0012, "n": 4}, "n": 4},
-        {"variant": "c, d", "test acc (%)": {"mean": 0.9123, "std": None, "n": 1}, "n": 1},
-    ]
-    assert text.startswith(
-        '[\n  {\n    "variant": "a|b",\n    "test acc (%)": {\n      "mean": 0.9785,'
-    )
-
-
-def test_export_markdown():
-    assert export(two_row_table(), "markdown") == (
-        "| variant | test acc (%) | n |\n"
-        "| --- | ---: | --- |\n"
-        "| a\\|b | 97.85 ± 0.12 | 4 |\n"
-        "| c, d | 91.23 | 1 |\n"
-    )
-    with pytest.raises(ValueError, match="export: format"):
-        export(two_row_table(), "html")  # type: ignore[arg-type]

@@ -48,13 +48,13 @@ from mnistlab.analysis.registry import (
     parse_options,
     registered,
 )
-from mnistlab.analysis.run import Outcome, analyze_study, compute
+from mnistlab.analysis.run import AnalysisOutcome, analyze_study, compute
 
 __all__ = [
     "AnalysisDef",
+    "AnalysisOutcome",
     "NotApplicable",
     "Options",
-    "Outcome",
     "Predictions",
     "Result",
     "SimpleTable",

@@ -257,11 +257,9 @@ def regression_fit(ctx: StudyRuns, options: Options) -> Result:
 
 
 def _regression_entry(ctx: StudyRuns, run: RunRecord) -> dict[str, object]:
-    from mnistlab.studies.execute import _CACHE
-
     spec = ctx.config(run).data
     assert spec.regression is not None
-    table = _CACHE.table(spec)
+    table = ctx.cache.table(spec)
     parts = regression_splits(table, spec.regression)
     net = ctx.model(run)
     x_raw = np.stack([table.columns[c] for c in spec.regression.x], axis=1)

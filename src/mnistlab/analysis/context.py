@@ -15,15 +15,15 @@ from torch import Tensor
 
 from mnistlab.analysis.registry import NotApplicable, Options
 from mnistlab.data import Data, Dataset, Split
+from mnistlab.data.cache import DataCache
 from mnistlab.models.build import build_model
 from mnistlab.runtime import make_generator
+from mnistlab.studies.formatting import format_value
 from mnistlab.studies.records import RunConfig, RunRecord
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.stats import select_best
+from mnistlab.studies.status import WITH_RESULTS
 from mnistlab.studies.store import Store
-from mnistlab.studies.tables import format_value
-
-USABLE = frozenset({"done", "diverged"})  # runs with weights and a history
 
 
 @dataclass
@@ -61,7 +61,7 @@ class StudyRuns:
     runs: list[RunRecord]
     results: Path
     store: Store
-    data_dir: Path | None = None
+    cache: DataCache = field(default_factory=DataCache)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     _cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
@@ -139,15 +139,11 @@ class StudyRuns:
 
     def dataset(self, run: RunRecord) -> Dataset:
         """The run's dataset as read (uint8 images), shared across runs."""
-        from mnistlab.studies.execute import _CACHE
-
-        return _CACHE.dataset(self.config(run).data, self.data_dir)
+        return self.cache.dataset(self.config(run).data)
 
     def data(self, run: RunRecord) -> Data:
         """The run's splits (scaled float32 tensors), made once per data spec."""
-        from mnistlab.studies.execute import _CACHE
-
-        return _CACHE.get(self.config(run).data, self.data_dir, self.device)
+        return self.cache.data(self.config(run).data, self.device)
 
     def image_shape(self, run: RunRecord) -> tuple[int, ...]:
         """(H, W) of one image, for drawing inputs."""
@@ -174,10 +170,8 @@ class StudyRuns:
 
     def images(self, run: RunRecord, split: str) -> np.ndarray:
         """A split's inputs as scaled but before any feature step: the images people look at."""
-        from mnistlab.studies.execute import _CACHE
-
         spec = self.config(run).data.model_copy(update={"features": ()})
-        data = _CACHE.get(spec, self.data_dir, self.device)
+        data = self.cache.data(spec, self.device)
         chosen = {"train": data.train, "val": data.val, "test": data.test}[split]
         if chosen is None:
             raise NotApplicable(f"the study has no {split} split")
@@ -249,4 +243,4 @@ def _square(features: int) -> tuple[int, ...]:
 
 def finished_runs(records: Sequence[RunRecord]) -> list[RunRecord]:
     """Training runs with weights and a history, in study order."""
-    return [r for r in records if r.role == "train" and r.status in USABLE]
+    return [r for r in records if r.role == "train" and r.status in WITH_RESULTS]

@@ -13,14 +13,14 @@ from typing import Any
 
 from mnistlab.analysis.context import StudyRuns, finished_runs
 from mnistlab.analysis.registry import NotApplicable, Options, Result, get_analysis, parse_options
+from mnistlab.data.cache import DataCache
 from mnistlab.runtime import select_device
-from mnistlab.studies.runner import DB_NAME, open_store
-from mnistlab.studies.spec import StudySpec
-from mnistlab.studies.store import StoreError
+from mnistlab.studies.results_folder import existing_store
+from mnistlab.studies.summary import stored_spec
 
 
 @dataclass
-class Outcome:
+class AnalysisOutcome:
     """One analysis of a study: its result, or why there is none."""
 
     name: str
@@ -31,7 +31,7 @@ class Outcome:
     seconds: float = 0.0
 
 
-def compute(ctx: StudyRuns, name: str, options: dict[str, Any] | None = None) -> Outcome:
+def compute(ctx: StudyRuns, name: str, options: dict[str, Any] | None = None) -> AnalysisOutcome:
     """Compute one analysis; `NotApplicable` (or an unexpected error) becomes `skipped`.
 
     An unexpected error is warned about and kept as the skip reason, so that one broken
@@ -49,27 +49,32 @@ def compute(ctx: StudyRuns, name: str, options: dict[str, Any] | None = None) ->
         detail = traceback.format_exc(limit=-3)
         warnings.warn(f"analysis {name} failed: {exc!r}\n{detail}", RuntimeWarning, stacklevel=2)
         result, skipped = None, f"failed: {exc!r}"
-    return Outcome(name, definition.caption, parsed, result, skipped, time.perf_counter() - started)
+    return AnalysisOutcome(
+        name, definition.caption, parsed, result, skipped, time.perf_counter() - started
+    )
 
 
 @contextmanager
 def open_study(
-    study: str, results: Path, data_dir: Path | None = None, device: str = "auto"
+    study: str,
+    results: Path,
+    data_dir: Path | None = None,
+    device: str = "auto",
+    cache: DataCache | None = None,
 ) -> Iterator[StudyRuns]:
-    """The stored study `study` of a results folder, as analyses see it."""
-    if not (results / DB_NAME).is_file():
-        raise StoreError(f"{results}: no results store here ({DB_NAME}); run a study first")
-    with open_store(results) as store:
-        row = store.get_study(study)
-        if row is None:
-            known = ", ".join(s.name for s in store.list_studies()) or "none"
-            raise StoreError(f"{results}: no study named {study!r} (studies here: {known})")
-        spec = StudySpec.model_validate_json(row.spec_json)
+    """The stored study `study` of a results folder, as analyses see it.
+
+    `cache` holds data already read (e.g. by the run that just finished); default: a new
+    one on `data_dir`.
+    """
+    cache = cache or DataCache(data_dir)
+    with existing_store(results) as store:
+        spec = stored_spec(store, study, results)
         runs = finished_runs(store.runs(study))
-        yield StudyRuns(spec, runs, results, store, data_dir, select_device(device))
+        yield StudyRuns(spec, runs, results, store, cache, select_device(device))
 
 
-def analyze_study(ctx: StudyRuns, names: Sequence[str] | None = None) -> list[Outcome]:
+def analyze_study(ctx: StudyRuns, names: Sequence[str] | None = None) -> list[AnalysisOutcome]:
     """Compute the study's analyses (or `names`, with the study's options where it has them)."""
     configured = {entry.name: entry.options for entry in ctx.spec.analyses}
     wanted = list(configured) if names is None else list(names)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from mnistlab.data.cache import DataCache
 from mnistlab.data.scaling import Scaler
 from mnistlab.errors import DataError, MnistlabError
 from mnistlab.models.build import build_model
@@ -16,6 +17,8 @@ from mnistlab.models.card import ModelCard, read_card
 from mnistlab.predict.images import FIELD, load_digit
 from mnistlab.runtime import make_generator
 from mnistlab.studies.records import RunConfig
+from mnistlab.studies.results_folder import DB_NAME, has_store, open_store
+from mnistlab.studies.status import WITH_RESULTS
 
 TOP = 3  # probabilities shown per image
 
@@ -87,10 +90,7 @@ def load_classifier(model: str, results: Path, data_dir: Path | None = None) -> 
 
 def _stored_run(reference: str, results: Path, data_dir: Path | None) -> Classifier:
     """A stored run's classifier, from the store in `results`."""
-    from mnistlab.studies.execute import _CACHE
-    from mnistlab.studies.runner import DB_NAME, open_store
-
-    if not (results / DB_NAME).is_file():
+    if not has_store(results):
         raise MnistlabError(
             f"{reference}: not a weights file, and {results / DB_NAME} does not exist "
             "(use --results to point at the results folder)"
@@ -101,7 +101,7 @@ def _stored_run(reference: str, results: Path, data_dir: Path | None) -> Classif
         matches = [
             run
             for name in studies
-            for run in store.runs(name, statuses=("done", "diverged"))
+            for run in store.runs(name, statuses=WITH_RESULTS)
             if run.run_id.startswith(prefix)
         ]
         if not matches:
@@ -117,7 +117,7 @@ def _stored_run(reference: str, results: Path, data_dir: Path | None) -> Classif
     card = read_card(path)
     if card is None:  # stored before weights carried a card: rebuild it from the data
         config = RunConfig.model_validate(run.config)
-        data = _CACHE.get(config.data, data_dir, torch.device("cpu"))
+        data = DataCache(data_dir).data(config.data, torch.device("cpu"))
         card = ModelCard(run.config, data.input_shape, data.n_classes, data.scaler)
     return _classifier(card, path, f"{run.study}/{run.run_id}")
 

@@ -18,13 +18,15 @@ import jinja2
 import torch
 from markupsafe import Markup, escape
 
-from mnistlab.analysis import Outcome, StudyRuns, analyze_study
+from mnistlab.analysis import AnalysisOutcome, StudyRuns, analyze_study
 from mnistlab.analysis.run import open_study
+from mnistlab.data.cache import DataCache
 from mnistlab.report.figures import draw
 from mnistlab.report.style import styled, to_png_data
+from mnistlab.studies.formatting import format_number, metric_title
 from mnistlab.studies.stats import describe, group_runs, metric_values
 from mnistlab.studies.summary import study_report
-from mnistlab.studies.tables import Table, format_number, metric_title, runs_table
+from mnistlab.studies.tables import Table, runs_table
 
 REPORT_NAME = "report.html"
 STAT_METRICS = ("accuracy", "val_accuracy", "test_accuracy", "loss", "val_loss", "test_loss")
@@ -150,7 +152,7 @@ def environment_table(ctx: StudyRuns, built_seconds: float) -> HtmlTable:
     return HtmlTable("environment", ["", ""], rows)
 
 
-def _section(outcome: Outcome) -> HtmlAnalysis:
+def _section(outcome: AnalysisOutcome) -> HtmlAnalysis:
     figures, tables, notes = [], [], []
     if outcome.result is not None:
         with styled():
@@ -182,6 +184,7 @@ def write_report(
     output: Path | None = None,
     data_dir: Path | None = None,
     device: str = "auto",
+    cache: DataCache | None = None,
 ) -> Path:
     """Compute the study's analyses and write its self-contained HTML report.
 
@@ -191,6 +194,7 @@ def write_report(
     results : the results folder.
     names : analyses to compute (default: the study file's `analyses`).
     output : where to write (default `<results>/<study>/report.html`).
+    cache : data already read, shared with the analyses (default: read afresh).
 
     Returns
     -------
@@ -198,7 +202,7 @@ def write_report(
     """
     started = time.perf_counter()
     report = study_report(study, results)
-    with open_study(study, results, data_dir, device) as ctx:
+    with open_study(study, results, data_dir, device, cache) as ctx:
         row = ctx.store.get_study(study)
         source = row.source if row is not None else ""
         all_runs = ctx.store.runs(study)

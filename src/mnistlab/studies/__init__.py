@@ -1,9 +1,11 @@
 """Studies: study files expanded into hashed runs, run with resume, stored, summarised."""
 
 from mnistlab.studies.expand import check_study, expand, refit_run, refit_runs
+from mnistlab.studies.options import ExecutorKind, RunOptions
 from mnistlab.studies.progress import StudyProgress
 from mnistlab.studies.records import RunConfig, RunRecord, RunResult, RunSpec
-from mnistlab.studies.runner import Outcome, Plan, count_runs, open_store, plan_study, run_study
+from mnistlab.studies.results_folder import open_store
+from mnistlab.studies.runner import Plan, RunCounts, count_runs, plan_study, run_study
 from mnistlab.studies.spec import (
     KNOWN_ANALYSES,
     AnalysisSpec,
@@ -32,11 +34,13 @@ __all__ = [
     "KNOWN_ANALYSES",
     "AnalysisSpec",
     "CrossValidationSpec",
-    "Outcome",
+    "ExecutorKind",
     "Plan",
     "RepetitionsSpec",
     "Report",
     "RunConfig",
+    "RunCounts",
+    "RunOptions",
     "RunRecord",
     "RunResult",
     "RunSpec",

@@ -16,14 +16,14 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from mnistlab.data import Data, Dataset, DataSpec, data_fingerprint, make_splits, read_dataset
-from mnistlab.data.features import check_steps
-from mnistlab.data.pipeline import make_regression_data, read_table, regression_fingerprint
-from mnistlab.data.regression import Table, check_columns
+from mnistlab.data import Data
+from mnistlab.data.cache import DataCache
 from mnistlab.models import build_model
 from mnistlab.models.card import ModelCard
 from mnistlab.runtime import default_threads, make_generator, select_device
 from mnistlab.studies.records import RunResult, RunSpec
+from mnistlab.studies.results_folder import captures_path, scores_path, weights_path
+from mnistlab.studies.status import RunStatus
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.classic import as_tensors, fit_numpy, fit_sklearn
 from mnistlab.training.history import History
@@ -57,120 +57,65 @@ class RunTask:
     captures: tuple[str, ...] = ()  # training-time probes (`training.probes.CAPTURES`)
 
 
-def weights_path(results: Path, study: str, run_id: str) -> Path:
-    """Where a run's final weights live: `<results>/<study>/runs/<run_id>.safetensors`."""
-    return results / study / "runs" / f"{run_id}.safetensors"
-
-
-def captures_path(results: Path, study: str, run_id: str) -> Path:
-    """Where a run's training-time arrays live: `<results>/<study>/runs/<run_id>.captures.npz`."""
-    return results / study / "runs" / f"{run_id}.captures.npz"
-
-
-class _DataCache:
-    """Datasets read once per process and splits made once per data spec."""
-
-    def __init__(self) -> None:
-        self.datasets: dict[str, Dataset] = {}
-        self.splits: dict[str, Data] = {}
-        self.tables: dict[str, Table] = {}
-
-    def dataset(self, spec: DataSpec, data_dir: Path | None) -> Dataset:
-        source = spec.model_dump_json(include={"dataset", "path", "format", "label_column"})
-        if source not in self.datasets:
-            self.datasets[source] = read_dataset(spec, data_dir, progress=False)
-        return self.datasets[source]
-
-    def table(self, spec: DataSpec) -> Table:
-        """A regression CSV, read once (its named columns checked for every spec)."""
-        source = f"csv:{spec.path}"
-        if source not in self.tables:
-            self.tables[source] = read_table(spec)
-        assert spec.regression is not None
-        check_columns(spec.regression, self.tables[source])
-        return self.tables[source]
-
-    def get(self, spec: DataSpec, data_dir: Path | None, device: torch.device) -> Data:
-        key = spec.model_dump_json()
-        if key not in self.splits:
-            if spec.regression is not None:
-                self.splits[key] = make_regression_data(self.table(spec), spec, device)
-            else:
-                self.splits[key] = make_splits(self.dataset(spec, data_dir), spec, device)
-        return self.splits[key]
-
-
-_CACHE = _DataCache()  # per process: a worker reuses the data across its runs
-
-
-def fingerprint_data(spec: DataSpec, data_dir: Path | None = None) -> str:
-    """The data fingerprint that enters a run's identity (reads and verifies the dataset)."""
-    if spec.regression is not None:
-        return regression_fingerprint(_CACHE.table(spec), spec)
-    dataset = _CACHE.dataset(spec, data_dir)
-    check_steps(spec.features, math.prod(dataset.image_shape))  # a bad step fails the plan
-    return data_fingerprint(dataset, spec)
-
-
-def _sample_mlp(run: RunSpec, data_dir: Path | None) -> nn.Module | None:
+def _sample_mlp(run: RunSpec, cache: DataCache) -> nn.Module | None:
     """The run's MLP at the dataset's full input width (to judge its cost), None if no MLP."""
     if run.config.model.kind != "mlp" or run.config.data.regression is not None:
         return None
-    dataset = _CACHE.dataset(run.config.data, data_dir)
+    dataset = cache.dataset(run.config.data)
     return build_model(run.config.model, dataset.image_shape, dataset.n_classes, make_generator(0))
 
 
-def one_thread_run(run: RunSpec, data_dir: Path | None = None) -> bool:
+def one_thread_run(run: RunSpec, cache: DataCache) -> bool:
     """Whether `fit` would train this run on one thread: a dense model whose largest GEMM is
     small (`runtime.default_threads`), judged on the dataset's full input width."""
-    net = _sample_mlp(run, data_dir)
+    net = _sample_mlp(run, cache)
     return net is not None and default_threads(net, run.config.training.batch_size) == 1
 
 
-def worth_stacking(run: RunSpec, data_dir: Path | None = None) -> bool:
+def worth_stacking(run: RunSpec, cache: DataCache) -> bool:
     """Whether runs like this one train faster stacked than one by one (`stack_pays`)."""
-    net = _sample_mlp(run, data_dir)
+    net = _sample_mlp(run, cache)
     return net is not None and stack_pays(net, run.config.training)
 
 
-def training_steps(run: RunSpec, data_dir: Path | None = None) -> int:
+def training_steps(run: RunSpec, cache: DataCache) -> int:
     """At most how many optimiser steps the run takes: epochs × steps_per_epoch, or × batches
     of the full training set (subsets and validation splits make it fewer)."""
     training = run.config.training
     if training.steps_per_epoch is not None:
         return training.epochs * training.steps_per_epoch
-    data = run.config.data
-    rows = (
-        len(_CACHE.table(data)) if data.regression else len(_CACHE.dataset(data, data_dir).x_train)
-    )
+    rows = cache.training_rows(run.config.data)
     return training.epochs * math.ceil(rows / training.batch_size)
 
 
 def execute(
     task: RunTask,
+    cache: DataCache,
     on_epoch: EpochListener | None = None,
     on_start: Callable[[RunSpec], None] | None = None,
 ) -> Iterator[RunResult]:
     """Run the task's runs in order, yielding each result as soon as it is finished.
+
+    `cache` is this process's data (`DataCache` of the task's `data_dir`), shared by its runs.
 
     A run that raises is reported as `failed` with its traceback; a chain stops at a failed
     or diverged run (the next ones would continue from broken weights) and reports the rest
     as failed with that reason.
     """
     if task.stacked:
-        yield from _execute_stack(task, on_epoch, on_start)
+        yield from _execute_stack(task, cache, on_epoch, on_start)
         return
     device = select_device(task.device)
     previous: nn.Module | None = None
     for position, run in enumerate(task.runs):
         if position > 0 and previous is None:
-            yield RunResult(run.run_id, "failed", error="its parent run did not finish")
+            yield RunResult(run.run_id, RunStatus.FAILED, error="its parent run did not finish")
             continue
         if on_start is not None:
             on_start(run)
         started = time.perf_counter()
         try:
-            data = _CACHE.get(run.config.data, task.data_dir, device)
+            data = cache.data(run.config.data, device)
             if run.config.model.kind in CLASSIC_KINDS:
                 net, result = None, _train_classic(run, data, task)
             else:
@@ -180,18 +125,19 @@ def execute(
             previous = None
             yield RunResult(
                 run.run_id,
-                "failed",
+                RunStatus.FAILED,
                 seconds=time.perf_counter() - started,
                 error=traceback.format_exc(),
             )
             continue
         result.seconds = time.perf_counter() - started
-        previous = net if result.status == "done" else None
+        previous = net if result.status == RunStatus.DONE else None
         yield result
 
 
 def _execute_stack(
     task: RunTask,
+    cache: DataCache,
     on_epoch: EpochListener | None,
     on_start: Callable[[RunSpec], None] | None,
 ) -> Iterator[RunResult]:
@@ -202,11 +148,11 @@ def _execute_stack(
             on_start(run)
     started = time.perf_counter()
     try:
-        data = _CACHE.get(runs[0].config.data, task.data_dir, select_device(task.device))
+        data = cache.data(runs[0].config.data, select_device(task.device))
         nets = [_build(run, data) for run in runs]
         if not stack_pays(nets[0], runs[0].config.training, data.train):
             for run in runs:
-                yield from execute(replace(task, runs=(run,), stacked=False))
+                yield from execute(replace(task, runs=(run,), stacked=False), cache)
             return
         histories = fit_stack(
             nets,
@@ -224,7 +170,7 @@ def _execute_stack(
             stacklevel=2,
         )
         for run in runs:
-            yield from execute(replace(task, runs=(run,), stacked=False))
+            yield from execute(replace(task, runs=(run,), stacked=False), cache)
         return
     seconds = (time.perf_counter() - started) / len(runs)  # the stack's time, shared evenly
     for run, net, history in zip(runs, nets, histories, strict=True):
@@ -294,11 +240,6 @@ def _train(
     return net, result
 
 
-def predictions_path(results: Path, study: str, run_id: str) -> Path:
-    """Where a classic model's class scores live: `<results>/<study>/runs/<run_id>.scores.npz`."""
-    return results / study / "runs" / f"{run_id}.scores.npz"
-
-
 def _train_classic(run: RunSpec, data: Data, task: RunTask) -> RunResult:
     """Fit a scikit-learn or NumPy model; store its scores (and the NumPy net's weights)."""
     model = run.config.model
@@ -313,14 +254,18 @@ def _train_classic(run: RunSpec, data: Data, task: RunTask) -> RunResult:
         save_weights(as_tensors(outcome.weights), path)
         artifacts["weights"] = str(path)
     if run.role != "cv-fold":
-        path = predictions_path(task.results, run.study, run.run_id)
+        path = scores_path(task.results, run.study, run.run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"scores_{k}": v for k, v in outcome.scores.items()}
         arrays.update({f"labels_{k}": v for k, v in outcome.labels.items()})
         np.savez_compressed(path, source=np.array(outcome.score_source), **arrays)
         artifacts["scores"] = str(path)
     return RunResult(
-        run.run_id, "done", metrics=outcome.metrics, history=outcome.history, artifacts=artifacts
+        run.run_id,
+        RunStatus.DONE,
+        metrics=outcome.metrics,
+        history=outcome.history,
+        artifacts=artifacts,
     )
 
 
@@ -341,7 +286,7 @@ def _result(
     save_weights(net.state_dict(), path, card.metadata())
     return RunResult(
         run.run_id,
-        "diverged" if history.diverged else "done",
+        RunStatus.DIVERGED if history.diverged else RunStatus.DONE,
         metrics=_final_metrics(net, data, run, history),
         history=history.history,
         artifacts={"weights": str(path)},

@@ -1,7 +1,18 @@
 """Executors: how a study's tasks reach a worker (in this process, or a local process pool).
 
-One small interface, `submit(tasks) -> iterator of RunResult`, so that a cluster engine can be
-added later without touching the runner.
+An executor is one method, `submit(tasks) -> iterator of RunResult`, and a promise:
+
+- it yields one `RunResult` for every run of every task, in any order, each as soon as it
+  is known (a run that raises is a `failed` result, never an exception: `execute` sees to
+  that); an exception out of `submit` means the executor itself broke, and the runner
+  keeps what it stored so far (a rerun resumes);
+- it calls `events.on_start(run, worker)` when a run starts, or, when it cannot tell, for
+  each run before the work leaves; the runner marks the run `running` by that worker;
+- it feeds `events.on_epoch` when the epochs happen where the display is (this process);
+- it never writes the store: the runner, in the driving process, stores each result.
+
+`make_executor` builds the executor that `RunOptions.executor` names; a new kind (a cluster)
+is one class here (or beside) plus one branch there.
 """
 
 from __future__ import annotations
@@ -10,11 +21,26 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import cache
+from pathlib import Path
 from typing import Protocol
 
-from mnistlab.studies.execute import EpochListener, RunTask, execute
+from mnistlab.data.cache import DataCache
+from mnistlab.runtime import select_device
+from mnistlab.studies.execute import (
+    EpochListener,
+    RunTask,
+    execute,
+    one_thread_run,
+    training_steps,
+)
+from mnistlab.studies.options import ExecutorKind, RunOptions
 from mnistlab.studies.records import RunResult, RunSpec
+
+MIN_POOL_STEPS = 50_000
+"""Training steps a study needs before `auto_jobs` starts worker processes: each worker
+takes ~2 s to start (a fresh interpreter importing torch); small steps take ~0.1 ms."""
 
 
 class Executor(Protocol):
@@ -23,40 +49,87 @@ class Executor(Protocol):
     def submit(self, tasks: Sequence[RunTask]) -> Iterator[RunResult]: ...
 
 
+@dataclass(frozen=True)
+class RunEvents:
+    """What an executor reports while it works: a run starting (with who runs it), epochs."""
+
+    on_start: Callable[[RunSpec, str], None]
+    on_epoch: EpochListener | None = None
+
+
+def make_executor(
+    options: RunOptions, tasks: Sequence[RunTask], data: DataCache, events: RunEvents
+) -> Executor:
+    """The executor `options.executor` names, sized for these tasks.
+
+    Local: `options.jobs` worker processes, or `auto_jobs` when not given; one job runs
+    in this process, sharing `data` with the runner.
+    """
+    if options.executor == ExecutorKind.LOCAL:
+        jobs = options.jobs or auto_jobs(tasks, data, options.device)
+        if jobs > 1:
+            return LocalPoolExecutor(jobs, events)
+        return InProcessExecutor(data, events)
+    raise ValueError(f"executor: unknown kind {options.executor!r}")
+
+
+def auto_jobs(tasks: Sequence[RunTask], data: DataCache, device: str) -> int:
+    """Tasks at once when the user did not say: one per core when every task is one run of a
+    small dense model that trains best on one thread (`runtime.default_threads`), else one.
+
+    Two 1-thread workers finish such runs faster than one 2-thread process
+    (docs/performance.md); stacks and chains keep every core; on a GPU, one process keeps
+    the device.
+    """
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2 or len(tasks) < 2 or select_device(device).type != "cpu":
+        return 1
+    if any(task.stacked or len(task.runs) > 1 for task in tasks):
+        return 1
+    runs = [task.runs[0] for task in tasks]
+    if sum(training_steps(run, data) for run in runs) < MIN_POOL_STEPS:
+        return 1  # starting the workers would cost more than they save
+    if all(one_thread_run(run, data) for run in runs):
+        return min(cores, len(runs))
+    return 1
+
+
 class InProcessExecutor:
     """Runs tasks one after another in this process, reporting each run's start and epochs."""
 
-    def __init__(
-        self,
-        on_epoch: EpochListener | None = None,
-        on_start: Callable[[RunSpec], None] | None = None,
-    ) -> None:
-        self.on_epoch = on_epoch
-        self.on_start = on_start
+    def __init__(self, data: DataCache, events: RunEvents) -> None:
+        self.data = data
+        self.events = events
+        self.worker = f"{os.uname().nodename}:{os.getpid()}"
 
     def submit(self, tasks: Sequence[RunTask]) -> Iterator[RunResult]:
+        def on_start(run: RunSpec) -> None:
+            self.events.on_start(run, self.worker)
+
         for task in tasks:
-            yield from execute(task, self.on_epoch, self.on_start)
-
-
-def _run_task(task: RunTask) -> list[RunResult]:
-    return list(execute(task))
+            yield from execute(task, self.data, self.events.on_epoch, on_start)
 
 
 class LocalPoolExecutor:
     """Runs tasks in `jobs` worker processes that split the cores between them.
 
     Each worker gets cores // jobs torch threads (at least one), so two 1-thread workers
-    never fight over one core. A chain's results come back when the whole chain is done.
+    never fight over one core. A chain's results come back when the whole chain is done;
+    the workers cannot say when a run starts, so every run is reported started up front.
     """
 
-    def __init__(self, jobs: int) -> None:
+    def __init__(self, jobs: int, events: RunEvents) -> None:
         if jobs < 1:
             raise ValueError(f"jobs must be >= 1, got {jobs}")
         self.jobs = jobs
+        self.events = events
         self.threads = max(1, len(os.sched_getaffinity(0)) // jobs)
 
     def submit(self, tasks: Sequence[RunTask]) -> Iterator[RunResult]:
+        worker = f"pool of {self.jobs} in {os.getpid()}"
+        for task in tasks:
+            for run in task.runs:
+                self.events.on_start(run, worker)
         context = multiprocessing.get_context("spawn")  # no forked torch thread pools
         with ProcessPoolExecutor(self.jobs, mp_context=context) as pool:
             pending: set[Future[list[RunResult]]] = {
@@ -66,6 +139,16 @@ class LocalPoolExecutor:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield from future.result()
+
+
+@cache
+def _worker_data(data_dir: Path | None) -> DataCache:
+    """A worker process's data, kept across the tasks it runs (one cache per data folder)."""
+    return DataCache(data_dir)
+
+
+def _run_task(task: RunTask) -> list[RunResult]:
+    return list(execute(task, _worker_data(task.data_dir)))
 
 
 def _with_threads(task: RunTask, threads: int) -> RunTask:

@@ -13,6 +13,7 @@ from rich.progress import (
 )
 
 from mnistlab.studies.records import RunResult, RunSpec
+from mnistlab.studies.status import RunStatus
 
 SHOWN_METRICS = ("loss", "accuracy", "val_accuracy")
 
@@ -68,7 +69,7 @@ class StudyProgress:
     def on_run_end(self, result: RunResult) -> None:
         self.progress.advance(self.runs_task)
         metrics = result.metrics
-        if result.status == "done":
+        if result.status == RunStatus.DONE:
             score = metrics.get(
                 "test_accuracy", metrics.get("val_accuracy", metrics.get("accuracy"))
             )
@@ -78,7 +79,7 @@ class StudyProgress:
                 else f"loss {metrics.get('loss', float('nan')):.4g}"
             )
             line = f"[green]done[/green] {result.run_id[:8]} {shown} ({result.seconds:.1f} s)"
-        elif result.status == "diverged":
+        elif result.status == RunStatus.DIVERGED:
             epoch = int(metrics.get("diverged_epoch", 0)) + 1
             line = f"[yellow]diverged[/yellow] {result.run_id[:8]} at epoch {epoch}"
         else:

@@ -10,10 +10,9 @@ from pydantic import model_validator
 from mnistlab.data import DataSpec
 from mnistlab.models import MLPSpec, ModelSpec
 from mnistlab.spec import Spec
+from mnistlab.studies.status import RunStatus
 from mnistlab.training.spec import TrainSpec
 
-RunStatus = Literal["pending", "running", "done", "diverged", "failed"]
-FINISHED: frozenset[str] = frozenset({"done", "diverged", "failed"})
 RunRole = Literal["train", "cv-fold", "cv-refit"]
 
 

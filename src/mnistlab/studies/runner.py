@@ -3,46 +3,25 @@
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
 
-from mnistlab.data import DataSpec
+from mnistlab.data.cache import DataCache
 from mnistlab.errors import MnistlabError
 from mnistlab.models.stacked import stack_conflicts
-from mnistlab.runtime import select_device
-from mnistlab.studies.execute import (
-    EpochListener,
-    RunTask,
-    file_digest,
-    fingerprint_data,
-    one_thread_run,
-    training_steps,
-    weights_path,
-    worth_stacking,
-)
-from mnistlab.studies.executors import Executor, InProcessExecutor, LocalPoolExecutor
+from mnistlab.studies.execute import RunTask, file_digest, worth_stacking
+from mnistlab.studies.executors import RunEvents, make_executor
 from mnistlab.studies.expand import expand, refit_runs
-from mnistlab.studies.records import FINISHED, RunRecord, RunResult, RunSpec
+from mnistlab.studies.options import RunOptions
+from mnistlab.studies.records import RunRecord, RunResult, RunSpec
+from mnistlab.studies.results_folder import has_store, open_store, weights_path
 from mnistlab.studies.spec import StudySpec
+from mnistlab.studies.status import FINISHED, RunStatus
 from mnistlab.studies.store import Store
 from mnistlab.training.stacked import training_conflicts
 
-DB_NAME = "mnistlab.db"
-MIN_POOL_STEPS = 50_000
-"""Training steps a study needs before `auto_jobs` starts worker processes: each worker
-takes ~2 s to start (a fresh interpreter importing torch); small steps take ~0.1 ms."""
 MAX_STACK = 32  # members per stack; larger stacks gain little once per-member work dominates
-
-
-class StudyListener(Protocol):
-    """What the runner tells a progress display."""
-
-    def on_study_begin(self, study: str, total: int, finished: int) -> None: ...
-    def on_run_end(self, result: RunResult) -> None: ...
-    def on_epoch(self, run: RunSpec, epoch: int, epochs: int, logs: dict[str, float]) -> None: ...
 
 
 @dataclass
@@ -77,17 +56,12 @@ class Plan:
 
 
 @dataclass
-class Outcome:
-    """Counts of a finished `run` call, by status, over the whole study."""
+class RunCounts:
+    """What a `run_study` call did: runs it finished, and the study's runs by status."""
 
     study: str
     counts: dict[str, int] = field(default_factory=dict)
     ran: int = 0
-
-
-def open_store(results: Path) -> Store:
-    """The results store of a results folder (created when missing)."""
-    return Store.open(results / DB_NAME)
 
 
 REPORT_ONLY_FIELDS = frozenset({"description", "analyses", "table", "select"})
@@ -99,15 +73,15 @@ def spec_digest(spec: StudySpec) -> str:
     return hashlib.sha256(spec.model_dump_json(exclude=REPORT_ONLY_FIELDS).encode()).hexdigest()
 
 
-def plan_study(spec: StudySpec, results: Path, data_dir: Path | None = None) -> Plan:
+def plan_study(spec: StudySpec, options: RunOptions) -> Plan:
     """Expand a study and compare with the store, writing nothing."""
-    runs = expand(spec, lambda data: fingerprint_data(data, data_dir))
+    runs = expand(spec, DataCache(options.data_dir).fingerprint)
     records: dict[str, RunRecord] = {}
-    if (results / DB_NAME).is_file():
-        with open_store(results) as store:
+    if has_store(options.results):
+        with open_store(options.results) as store:
             records = {r.run_id: r for r in store.runs(spec.name)}
     todo = [r for r in runs if r.run_id not in records or records[r.run_id].status not in FINISHED]
-    measured = [r for r in records.values() if r.status == "done" and r.seconds]
+    measured = [r for r in records.values() if r.status == RunStatus.DONE and r.seconds]
     pace = None
     if measured:
         pace = sum(r.seconds or 0.0 for r in measured) / sum(
@@ -122,113 +96,46 @@ def count_runs(spec: StudySpec) -> int:
 
 
 def run_study(
-    spec: StudySpec,
-    source: str,
-    results: Path,
-    *,
-    fresh: bool = False,
-    jobs: int | None = None,
-    data_dir: Path | None = None,
-    device: str = "auto",
-    stack: bool = True,
-    listener: StudyListener | None = None,
-    captures: Sequence[str] | None = None,
-    threads: int | None = None,
-) -> Outcome:
+    spec: StudySpec, source: str, options: RunOptions, data: DataCache | None = None
+) -> RunCounts:
     """Run every unfinished run of a study and store each result in one transaction.
 
     A killed study resumes: runs left `running` go back to `pending`, finished ones are
-    skipped. A diverged or failed run never stops the study. `jobs` runs at once in worker
-    processes (None: `auto_jobs` decides); `threads` fixes torch's threads per run (None:
-    every core, or one for a small dense model). With `stack`, independent runs
-    of one architecture train as one stacked model (each equal to its run alone), except
-    runs that record training-time `captures` (default: what the study's analyses need,
-    `mnistlab.analysis.captures_for`), which always train alone.
+    skipped. A diverged or failed run never stops the study. `options` say where and how
+    (`RunOptions`); with `options.stack`, independent runs of one architecture train as one
+    stacked model (each equal to its run alone), except runs that record training-time
+    captures, which always train alone. `data` is the data cache the runs share (default:
+    a new one on `options.data_dir`); pass one to share it with what comes after the run.
     """
-    if captures is None:
+    data = data or DataCache(options.data_dir)
+    if options.captures is None:
         from mnistlab.analysis import captures_for  # the analyses say what they need
 
-        captures = captures_for(spec)
-    probes = tuple(captures)
-    with open_store(results) as store:
+        options = replace(options, captures=tuple(captures_for(spec)))
+    with open_store(options.results) as store:
         store.save_study(
             spec.name,
             spec.description,
             spec.model_dump_json(),
             spec_digest(spec),
             source,
-            replace=fresh,
+            replace=options.fresh,
         )
         store.reset_interrupted(spec.name)
-
-        def fingerprint(data: DataSpec) -> str:
-            return fingerprint_data(data, data_dir)
-
-        runs = expand(spec, fingerprint)
+        runs = expand(spec, data.fingerprint)
         store.add_runs(runs)
-        worker = f"{os.uname().nodename}:{os.getpid()}"
-        outcome = Outcome(spec.name)
+        counts = RunCounts(spec.name)
         todo = _unfinished(store, spec.name, runs)
-
-        def executor(tasks: Sequence[RunTask]) -> Executor:
-            count = jobs or auto_jobs(tasks, data_dir, device)
-            return _executor(count, listener, lambda run: store.mark_running(run.run_id, worker))
-
-        if listener is not None:
-            listener.on_study_begin(spec.name, len(runs), len(runs) - len(todo))
-        outcome.ran += _run(
-            store, executor, todo, runs, results, data_dir, device, stack, listener, probes, threads
-        )
+        if options.listener is not None:
+            options.listener.on_study_begin(spec.name, len(runs), len(runs) - len(todo))
+        counts.ran += _run(store, todo, runs, options, data)
         if spec.cross_validation is not None and spec.cross_validation.refit:
-            refits = refit_runs(spec, store.runs(spec.name), fingerprint)
+            refits = refit_runs(spec, store.runs(spec.name), data.fingerprint)
             store.add_runs(refits)
             todo = _unfinished(store, spec.name, refits)
-            outcome.ran += _run(
-                store,
-                executor,
-                todo,
-                refits,
-                results,
-                data_dir,
-                device,
-                stack,
-                listener,
-                probes,
-                threads,
-            )
-        outcome.counts = {k: n for k, n in store.counts(spec.name).items() if n}
-    return outcome
-
-
-def auto_jobs(tasks: Sequence[RunTask], data_dir: Path | None, device: str) -> int:
-    """Tasks at once when the user did not say: one per core when every task is one run of a
-    small dense model that trains best on one thread (`runtime.default_threads`), else one.
-
-    Two 1-thread workers finish such runs faster than one 2-thread process
-    (docs/performance.md); stacks and chains keep every core; on a GPU, one process keeps
-    the device.
-    """
-    cores = len(os.sched_getaffinity(0))
-    if cores < 2 or len(tasks) < 2 or select_device(device).type != "cpu":
-        return 1
-    if any(task.stacked or len(task.runs) > 1 for task in tasks):
-        return 1
-    runs = [task.runs[0] for task in tasks]
-    if sum(training_steps(run, data_dir) for run in runs) < MIN_POOL_STEPS:
-        return 1  # starting the workers would cost more than they save
-    if all(one_thread_run(run, data_dir) for run in runs):
-        return min(cores, len(runs))
-    return 1
-
-
-def _executor(
-    jobs: int, listener: StudyListener | None, on_start: Callable[[RunSpec], None]
-) -> Executor:
-    """In this process (runs marked running as they start), or a pool of `jobs` workers."""
-    if jobs > 1:
-        return LocalPoolExecutor(jobs)
-    on_epoch: EpochListener | None = listener.on_epoch if listener is not None else None
-    return InProcessExecutor(on_epoch, on_start)
+            counts.ran += _run(store, todo, refits, options, data)
+        counts.counts = {k: n for k, n in store.counts(spec.name).items() if n}
+    return counts
 
 
 def _unfinished(store: Store, study: str, runs: Sequence[RunSpec]) -> list[RunSpec]:
@@ -238,38 +145,31 @@ def _unfinished(store: Store, study: str, runs: Sequence[RunSpec]) -> list[RunSp
 
 def _run(
     store: Store,
-    executor_for: Callable[[Sequence[RunTask]], Executor],
     todo: list[RunSpec],
     every: Sequence[RunSpec],
-    results: Path,
-    data_dir: Path | None,
-    device: str,
-    stack: bool,
-    listener: StudyListener | None,
-    captures: tuple[str, ...] = (),
-    threads: int | None = None,
+    options: RunOptions,
+    data: DataCache,
 ) -> int:
     """Run `todo` as tasks (continue-mode chains stay together); return how many finished."""
     if not todo:
         return 0
     records = {r.run_id: r for r in store.runs(every[0].study)}
-    tasks, blocked = _tasks(todo, records, results, data_dir, device)
-    tasks = [replace(task, captures=captures, threads=threads) for task in tasks]
-    if stack:
-        tasks = _stacked(tasks)
+    tasks, blocked = _tasks(todo, records, options)
+    if options.stack:
+        tasks = _stacked(tasks, data)
     finished = 0
     for result in blocked:
-        _store_result(store, result, results, listener)
+        _store_result(store, result, options)
         finished += 1
-    executor = executor_for(tasks)
-    if isinstance(executor, LocalPoolExecutor):  # its workers cannot tell when they start
-        worker = f"pool of {executor.jobs} in {os.getpid()}"
-        for task in tasks:
-            for run in task.runs:
-                store.mark_running(run.run_id, worker)
+    listener = options.listener
+    events = RunEvents(
+        on_start=lambda run, worker: store.mark_running(run.run_id, worker),
+        on_epoch=listener.on_epoch if listener is not None else None,
+    )
+    executor = make_executor(options, tasks, data, events)
     try:
         for result in executor.submit(tasks):
-            _store_result(store, result, results, listener)
+            _store_result(store, result, options)
             finished += 1
     except MnistlabError:
         raise
@@ -281,11 +181,7 @@ def _run(
 
 
 def _tasks(
-    todo: list[RunSpec],
-    records: dict[str, RunRecord],
-    results: Path,
-    data_dir: Path | None,
-    device: str,
+    todo: list[RunSpec], records: dict[str, RunRecord], options: RunOptions
 ) -> tuple[list[RunTask], list[RunResult]]:
     """Group runs into tasks: a chain of continue-mode runs is one task, run in order.
 
@@ -303,16 +199,27 @@ def _tasks(
         while chain[-1].run_id in child:
             chain.append(child[chain[-1].run_id])
         parent = records.get(run.parent) if run.parent else None
-        if parent is not None and parent.status != "done":
+        if parent is not None and parent.status != RunStatus.DONE:
             reason = f"continues run {parent.run_id}, which {parent.status}"
-            blocked.extend(RunResult(r.run_id, "failed", error=reason) for r in chain)
+            blocked.extend(RunResult(r.run_id, RunStatus.FAILED, error=reason) for r in chain)
             continue
-        parent_weights = weights_path(results, run.study, run.parent) if run.parent else None
-        tasks.append(RunTask(tuple(chain), results, data_dir, parent_weights, device=device))
+        parent = run.parent
+        parent_weights = weights_path(options.results, run.study, parent) if parent else None
+        tasks.append(
+            RunTask(
+                tuple(chain),
+                options.results,
+                options.data_dir,
+                parent_weights,
+                threads=options.threads,
+                device=options.device,
+                captures=options.captures or (),
+            )
+        )
     return tasks, blocked
 
 
-def _stacked(tasks: list[RunTask]) -> list[RunTask]:
+def _stacked(tasks: list[RunTask], data: DataCache) -> list[RunTask]:
     """Merge independent single runs that can train as one stack; chains stay as they are.
 
     Runs that record training-time captures train alone: the stacked loop has no probes.
@@ -322,7 +229,7 @@ def _stacked(tasks: list[RunTask]) -> list[RunTask]:
     kept: list[RunTask] = []
     for task in tasks:
         alone = len(task.runs) > 1 or task.runs[0].parent is not None or task.captures
-        if alone or not worth_stacking(task.runs[0], task.data_dir):
+        if alone or not worth_stacking(task.runs[0], data):
             kept.append(task)
             continue
         for group in groups:
@@ -346,14 +253,12 @@ def _stackable(a: RunSpec, b: RunSpec) -> bool:
     )
 
 
-def _store_result(
-    store: Store, result: RunResult, results: Path, listener: StudyListener | None
-) -> None:
+def _store_result(store: Store, result: RunResult, options: RunOptions) -> None:
     artifacts = {}
     for kind, path in result.artifacts.items():
         file = Path(path)
         digest, size = file_digest(file)
-        artifacts[kind] = (str(file.relative_to(results)), digest, size)
+        artifacts[kind] = (str(file.relative_to(options.results)), digest, size)
     store.finish_run(result, artifacts)
-    if listener is not None:
-        listener.on_run_end(result)
+    if options.listener is not None:
+        options.listener.on_run_end(result)

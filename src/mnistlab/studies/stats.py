@@ -18,9 +18,9 @@ from typing import Any, Literal
 import numpy as np
 
 from mnistlab.studies.records import RunRecord
+from mnistlab.studies.status import WITH_RESULTS, RunStatus
 
 Mode = Literal["max", "min", "auto"]
-RESULT_STATUSES: frozenset[str] = frozenset({"done", "diverged"})  # finished with numbers
 
 # --- describe ---
 
@@ -143,12 +143,12 @@ def metric_values(runs: Iterable[RunRecord], metric: str) -> list[float]:
     """
     out: list[float] = []
     for run in runs:
-        if run.status not in RESULT_STATUSES:
+        if run.status not in WITH_RESULTS:
             continue
         if metric in run.metrics:
             value = run.metrics[metric]
             out.append(math.nan if value is None else float(value))
-        elif run.status == "diverged":
+        elif run.status == RunStatus.DIVERGED:
             out.append(math.nan)
     return out
 
@@ -185,7 +185,7 @@ class Group:
     @property
     def finished(self) -> tuple[RunRecord, ...]:
         """Runs that finished with numbers (done or diverged)."""
-        return tuple(run for run in self.runs if run.status in RESULT_STATUSES)
+        return tuple(run for run in self.runs if run.status in WITH_RESULTS)
 
     def status_counts(self) -> dict[str, int]:
         """How many runs are in each status, e.g. {"done": 3, "diverged": 1}."""
@@ -288,7 +288,7 @@ def _best_repetition(
     """The finished run with the best finite metric; ties go to the lowest repetition."""
     scored = []
     for run in runs:
-        value = run.metrics.get(metric) if run.status in RESULT_STATUSES else None
+        value = run.metrics.get(metric) if run.status in WITH_RESULTS else None
         if value is not None and math.isfinite(value):
             scored.append((-value if direction == "max" else value, run.repetition, run.order, run))
     if not scored:

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistlab.errors import MnistlabError
+from mnistlab.studies.status import FINISHED, RunStatus
 
 if TYPE_CHECKING:  # records imports torch (1.7 s); the store needs them only to build RunRecords
     from mnistlab.studies.records import RunRecord, RunResult, RunSpec
 
-STATUSES: tuple[str, ...] = ("pending", "running", "done", "diverged", "failed")
-_FINISHED = ("done", "diverged", "failed")  # records.FINISHED, kept here so the store loads fast
+STATUSES: tuple[RunStatus, ...] = tuple(RunStatus)
 _WAL_RETRY_SECONDS = 0.05
 _BUSY_TIMEOUT_MS = 30_000
 
@@ -370,17 +370,7 @@ class Store:
             )
 
     def get_study(self, name: str) -> StudyRow | None:
-        """The stored study called `name`, or None.
-
-        Parameters
-        ----------
-        name : str
-            The study's name.
-
-        Returns
-        -------
-        StudyRow or None
-        """
+        """The stored study called `name` (its spec JSON, hash and source), or None."""
         rows = self._read(
             "SELECT name, description, spec, spec_hash, source, created, updated FROM studies"
             " WHERE name = ?",
@@ -424,18 +414,8 @@ class Store:
         return list(summaries.values())
 
     def delete_study(self, name: str) -> bool:
-        """Delete a study with its runs, epochs and artifact rows (files are left alone).
-
-        Parameters
-        ----------
-        name : str
-            The study's name.
-
-        Returns
-        -------
-        bool
-            Whether there was such a study.
-        """
+        """Delete a study with its runs, epochs and artifact rows (files are left alone);
+        return whether there was such a study."""
         with self._transaction() as conn:
             return conn.execute("DELETE FROM studies WHERE name = ?", (name,)).rowcount > 0
 
@@ -562,9 +542,9 @@ class Store:
             The status is not a finished one, the run is not stored, or it is finished
             already (a finished run is never updated).
         """
-        if result.status not in _FINISHED:
+        if result.status not in FINISHED:
             raise StoreError(
-                f"run {result.run_id}: a finished status ({', '.join(_FINISHED)}) is needed,"
+                f"run {result.run_id}: a finished status ({', '.join(sorted(FINISHED))}) is needed,"
                 f" got '{result.status}'"
             )
         files: dict[str, tuple[str, str | None, int | None]] = dict(artifacts or {})
@@ -597,7 +577,7 @@ class Store:
         row = conn.execute("SELECT status FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         if row is None:
             return StoreError(f"run {run_id} is not in {self._where}")
-        if row["status"] in _FINISHED:
+        if row["status"] in FINISHED:
             return StoreError(
                 f"run {run_id} is already finished ({row['status']}); a finished run is never"
                 " updated"
@@ -636,33 +616,13 @@ class Store:
         return [_record(r) for r in self._read(sql + " ORDER BY ord, run_id", params)]
 
     def run(self, run_id: str) -> RunRecord | None:
-        """One run, or None.
-
-        Parameters
-        ----------
-        run_id : str
-            The run's id.
-
-        Returns
-        -------
-        RunRecord or None
-        """
+        """The run `run_id` as a RunRecord, or None when it is not stored."""
         rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
         return _record(rows[0]) if rows else None
 
     def history(self, run_id: str) -> dict[str, list[float]]:
-        """A finished run's History: metric key -> one value per epoch.
-
-        Parameters
-        ----------
-        run_id : str
-            The run's id.
-
-        Returns
-        -------
-        dict of str to list of float
-            As the run reported it (NaN included); {} for an unfinished or unknown run.
-        """
+        """A finished run's History, metric key -> one value per epoch, as the run reported it
+        (NaN included); {} for an unfinished or unknown run."""
         history: dict[str, list[float]] = {}
         rows = self._read("SELECT metrics FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))
         for row in rows:
@@ -671,17 +631,7 @@ class Store:
         return history
 
     def artifacts(self, run_id: str) -> dict[str, ArtifactRow]:
-        """The files a run wrote, by kind.
-
-        Parameters
-        ----------
-        run_id : str
-            The run's id.
-
-        Returns
-        -------
-        dict of str to ArtifactRow
-        """
+        """The files a run wrote, by kind (paths relative to the results folder)."""
         rows = self._read(
             "SELECT kind, path, sha256, bytes FROM artifacts WHERE run_id = ? ORDER BY kind",
             (run_id,),
@@ -689,18 +639,8 @@ class Store:
         return {r["kind"]: ArtifactRow(r["kind"], r["path"], r["sha256"], r["bytes"]) for r in rows}
 
     def counts(self, study: str) -> dict[str, int]:
-        """How many of the study's runs are in each status.
-
-        Parameters
-        ----------
-        study : str
-            The study's name.
-
-        Returns
-        -------
-        dict of str to int
-            Every status in `STATUSES`, in that order, zeros included.
-        """
+        """How many of the study's runs are in each status: every status in `STATUSES`, in
+        that order, zeros included."""
         counts = dict.fromkeys(STATUSES, 0)
         rows = self._read(
             "SELECT status, count(*) AS n FROM runs WHERE study = ? GROUP BY status", (study,)
@@ -763,7 +703,7 @@ def _record(row: sqlite3.Row) -> RunRecord:
         study=row["study"],
         run_id=row["run_id"],
         group=row["grp"],
-        status=row["status"],
+        status=RunStatus(row["status"]),
         config=json.loads(row["config"]),
         seed=row["seed"],
         repetition=row["repetition"],

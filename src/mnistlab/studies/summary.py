@@ -6,23 +6,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mnistlab.studies.compare import compare_tables
+from mnistlab.studies.export import export_table
 from mnistlab.studies.records import RunRecord
-from mnistlab.studies.runner import DB_NAME, open_store
+from mnistlab.studies.results_folder import existing_store, has_store, open_store
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.stats import cv_summary, select_best
+from mnistlab.studies.status import PROBLEMS
 from mnistlab.studies.store import Store, StoreError, StudySummary
 from mnistlab.studies.tables import (
-    Column,
     Table,
-    compare_tables,
     cv_table,
-    export,
     runs_table,
     selection_table,
+    summary_column,
     summary_table,
 )
-
-PROBLEMS = frozenset({"diverged", "failed"})
 
 
 @dataclass
@@ -34,24 +33,22 @@ class Report:
     tables: list[Table] = field(default_factory=list)
 
 
-def _existing_store(results: Path) -> Store:
-    """The store of a results folder that must already hold one."""
-    if not (results / DB_NAME).is_file():
-        raise StoreError(f"{results}: no results store here ({DB_NAME}); run a study first")
-    return open_store(results)
-
-
-def _load(store: Store, name: str, results: Path) -> tuple[StudySpec, list[RunRecord]]:
+def stored_spec(store: Store, name: str, results: Path) -> StudySpec:
+    """The spec of a stored study; a one-line error naming the studies there when unknown."""
     row = store.get_study(name)
     if row is None:
         known = ", ".join(s.name for s in store.list_studies()) or "none"
         raise StoreError(f"{results}: no study named {name!r} (studies here: {known})")
-    return StudySpec.model_validate_json(row.spec_json), store.runs(name)
+    return StudySpec.model_validate_json(row.spec_json)
+
+
+def _load(store: Store, name: str, results: Path) -> tuple[StudySpec, list[RunRecord]]:
+    return stored_spec(store, name, results), store.runs(name)
 
 
 def list_studies(results: Path) -> list[StudySummary]:
     """The studies of a results store, with run counts by status."""
-    if not (results / DB_NAME).is_file():
+    if not has_store(results):
         return []
     with open_store(results) as store:
         return store.list_studies()
@@ -61,7 +58,7 @@ def summary_of(spec: StudySpec, runs: list[RunRecord], sort: str | None = None) 
     """One row per configuration with the study's own columns (mean ± std over repetitions)."""
     columns = None
     if spec.table is not None:
-        columns = [Column(c.title, c.field, c.metric) for c in spec.table.columns]
+        columns = [summary_column(c.title, c.field, c.metric) for c in spec.table.columns]
         sort = sort or spec.table.sort
     trained = [r for r in runs if r.role == "train"]
     return summary_table(trained, columns, sort, title=f"{spec.name}: summary")
@@ -71,7 +68,7 @@ def study_report(
     name: str, results: Path, *, sort: str | None = None, with_runs: bool = False
 ) -> Report:
     """Every table of a study: summary, selection, cross-validation, problem runs."""
-    with _existing_store(results) as store:
+    with existing_store(results) as store:
         spec, runs = _load(store, name, results)
     report = Report(name, spec.description, [summary_of(spec, runs, sort)])
     trained = [r for r in runs if r.role == "train"]
@@ -98,7 +95,7 @@ def study_report(
 
 def compare_studies(a: str, b: str, results: Path) -> Table:
     """Two studies' summaries side by side, matched on the columns that are not metrics."""
-    with _existing_store(results) as store:
+    with existing_store(results) as store:
         first = summary_of(*_load(store, a, results))
         second = summary_of(*_load(store, b, results))
     keys = [
@@ -111,6 +108,6 @@ def compare_studies(a: str, b: str, results: Path) -> Table:
 
 def export_study(name: str, results: Path, format: Literal["csv", "json", "markdown"]) -> str:
     """A study's summary table as CSV, JSON (raw numbers) or a Markdown table."""
-    with _existing_store(results) as store:
+    with existing_store(results) as store:
         spec, runs = _load(store, name, results)
-    return export(summary_of(spec, runs), format)
+    return export_table(summary_of(spec, runs), format)

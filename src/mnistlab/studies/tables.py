@@ -1,22 +1,28 @@
-"""Result tables of a study: cells as strings for display, raw numbers for export.
+"""Result tables of a study, built from its runs: summary, selections, cross-validation, runs.
 
-A `Table` keeps both: `rows` (what a person reads: "97.85 ± 0.12", "512-128") and `raw`
-(what a machine reads: {"mean": 0.9785, "std": 0.0012, "n": 4, "n_nonfinite": 0}, or
-the label value itself). Accuracies display as percentages with 2 decimals, other metrics
-with 4 significant digits; raw numbers stay in their own units (fractions). Rendering to
-the terminal is the CLI's job; `export` writes CSV, JSON or a Markdown pipe table.
+A `Table` keeps each cell twice: in `rows` what a person reads ("97.85 ± 0.12", "512-128")
+and in `raw` what a machine reads ({"mean": 0.9785, "std": 0.0012, "n": 4, "n_nonfinite": 0},
+or the label value itself). Every table is made the same way: `Column`s (a title, an export
+key, the metric it shows or None, and a cell maker) applied to each row's item (a
+configuration's `Group`, a `Selection`, a `CvRow` or a run). How numbers read is
+`studies.formatting`; rendering is the CLI's and the report's; text export is
+`studies.export`; side-by-side comparison is `studies.compare`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Generic, TypeVar
 
+from mnistlab.studies.formatting import (
+    format_number,
+    format_stats,
+    format_value,
+    is_accuracy,
+    metric_title,
+)
 from mnistlab.studies.records import RunRecord
 from mnistlab.studies.stats import (
     CvRow,
@@ -28,20 +34,14 @@ from mnistlab.studies.stats import (
     resolve_mode,
     value_key,
 )
+from mnistlab.studies.status import RunStatus
 
-# --- tables and columns ---
+Item = TypeVar("Item")
+Cell = tuple[str, Any]
+"""One cell: (what is displayed, the raw value exported)."""
 
 SPECIAL_FIELDS = ("variant", "status", "n")  # computed per group, not read from a config
-_METRIC_TITLES = {
-    "accuracy": "train acc",
-    "val_accuracy": "val acc",
-    "test_accuracy": "test acc",
-    "loss": "train loss",
-    "val_loss": "val loss",
-    "test_loss": "test loss",
-    "epochs_run": "epochs",
-    "best_epoch": "best epoch",
-}
+COUNT_METRICS = frozenset({"epochs_run"})  # metrics that count, shown as integers
 _SORT_ALIASES = {
     "acc": "accuracy",
     "train_acc": "accuracy",
@@ -56,22 +56,7 @@ _RUN_METRICS = ("accuracy", "val_accuracy", "test_accuracy", "loss", "val_loss",
 _NOT_LABELS = frozenset({"variant", "seed", "repetition"})
 
 
-@dataclass(frozen=True)
-class Column:
-    """A column of a summary table: a field of the configuration or a metric.
-
-    `field` is "variant", "status", "n", a label path, or a dotted path into the run's
-    resolved `config` (e.g. "model.hidden", "training.optimizer.learning_rate"); `metric`
-    is a key of the run's metrics (e.g. "val_accuracy"). Give exactly one.
-    """
-
-    title: str
-    field: str | None = None
-    metric: str | None = None
-
-    def __post_init__(self) -> None:
-        if (self.field is None) == (self.metric is None):
-            raise ValueError(f"column {self.title!r}: give exactly one of field or metric")
+# --- tables, columns and cells ---
 
 
 @dataclass
@@ -98,86 +83,70 @@ class Table:
         return [dict(zip(keys, row, strict=True)) for row in self.raw]
 
 
-# --- formatting ---
+@dataclass(frozen=True)
+class Column(Generic[Item]):
+    """One column of a table: its title, export key, the metric it shows, its cell maker.
 
-
-def is_accuracy(metric: str) -> bool:
-    """Whether a metric is an accuracy (shown as a percentage)."""
-    return "acc" in metric
-
-
-def metric_title(metric: str) -> str:
-    """A short column title: "val_accuracy" -> "val acc (%)", "test_loss" -> "test loss"."""
-    title = _METRIC_TITLES.get(metric, metric)
-    return f"{title} (%)" if is_accuracy(metric) else title
-
-
-def format_number(metric: str, value: float | None) -> str:
-    """One number of `metric`: accuracies as percentages with 2 decimals, else 4 significant."""
-    if value is None or not math.isfinite(value):
-        return "nan" if value is None or math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return f"{value * 100:.2f}" if is_accuracy(metric) else f"{value:.4g}"
-
-
-def format_stats(metric: str, stats: Stats) -> str:
-    """ "mean ± std" for two or more finite values, the value for one, with left-out NaNs.
-
-    Examples: "97.85 ± 0.12", "0.0587", "0.0612 ± 0.0044 (1 non-finite)", "nan".
+    `key` is a field path or a metric name (what JSON export calls the column); `metric`
+    is None for a column of labels or counts.
     """
-    if stats.n == 0:
-        return "nan" if stats.n_nonfinite else "-"
-    text = format_number(metric, stats.mean)
-    if stats.n > 1:
-        text += f" ± {format_number(metric, stats.std)}"
-    if stats.n_nonfinite:
-        text += f" ({stats.n_nonfinite} non-finite)"
-    return text
+
+    title: str
+    key: str
+    metric: str | None
+    cell: Callable[[Item], Cell]
 
 
-def _stats_raw(stats: Stats) -> dict[str, Any]:
-    """Raw numbers of a Stats cell, for export."""
-    return {"mean": stats.mean, "std": stats.std, "n": stats.n, "n_nonfinite": stats.n_nonfinite}
+def shown(value: Any) -> Cell:
+    """The cell of a plain value: readable text, the value itself."""
+    return format_value(value), value
 
 
-def format_value(value: Any) -> str:
-    """A configuration value made readable.
-
-    Hidden sizes [512, 128] -> "512-128"; {"name": "relu"} -> "relu"; an optimizer dict ->
-    its name; {"name": "random_normal", "mean": 0.0, "stddev": 0.062} ->
-    "random_normal(mean=0, stddev=0.062)"; a regulariser {"l1": 0, "l2": 0.01} ->
-    "l2(0.01)"; None -> "-"; an empty list -> "none".
-    """
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list | tuple):
-        if not value:
-            return "none"
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        return ("-" if numeric else ", ").join(format_value(v) for v in value)
-    if isinstance(value, dict):
-        return _format_dict(value)
-    return str(value)
+def metric_cell(metric: str, metrics: Mapping[str, float] | None) -> Cell:
+    """The cell of one metric of a run's final metrics; "-" when it has none."""
+    if metrics is None or metric not in metrics:
+        return "-", None
+    value = metrics[metric]
+    if metric in COUNT_METRICS:
+        return format_value(int(value)), value
+    return format_number(metric, value), value
 
 
-def _format_dict(value: dict[str, Any]) -> str:
-    """A spec dict: a regulariser, a named/kinded variant with its parameters, or k=v pairs."""
-    if value and set(value) <= {"l1", "l2"}:
-        parts = [f"{k}({format_value(value[k])})" for k in ("l1", "l2") if value.get(k)]
-        return "+".join(parts) or "none"
-    tag = value.get("name", value.get("kind"))
-    params = {k: v for k, v in value.items() if k not in ("name", "kind") and v is not None}
-    if tag is not None and ("learning_rate" in value or not params):
-        return str(tag)  # an optimizer shows its name; its learning rate is its own label
-    inner = ", ".join(f"{k}={format_value(v)}" for k, v in params.items())
-    return f"{tag}({inner})" if tag is not None else inner
+def stats_cell(metric: str, stats: Stats | None) -> Cell:
+    """The cell of a metric's statistics over repetitions or folds; "-" when there are none."""
+    if stats is None or (stats.n == 0 and stats.n_nonfinite == 0):
+        return "-", None
+    raw = {"mean": stats.mean, "std": stats.std, "n": stats.n, "n_nonfinite": stats.n_nonfinite}
+    return format_stats(metric, stats), raw
+
+
+def label_column(title: str, key: str, value: Callable[[Item], Any]) -> Column[Item]:
+    """A column of plain values (labels, seeds, ids)."""
+    return Column(title, key, None, lambda item: shown(value(item)))
+
+
+def metric_column(
+    title: str, key: str, metric: str, metrics: Callable[[Item], Mapping[str, float] | None]
+) -> Column[Item]:
+    """A column of one metric of each item's run (`metrics` gives that run's, or None)."""
+    return Column(title, key, metric, lambda item: metric_cell(metric, metrics(item)))
+
+
+def build_table(
+    title: str, columns: Sequence[Column[Item]], items: Sequence[Item], note: str
+) -> Table:
+    """A Table from columns applied to each item (repeated export keys fall back to titles)."""
+    cells = [[column.cell(item) for column in columns] for item in items]
+    keys = [c.key for c in columns]
+    return Table(
+        title=title,
+        columns=[c.title for c in columns],
+        rows=[[text for text, _ in row] for row in cells],
+        raw=[[value for _, value in row] for row in cells],
+        metrics=[c.metric for c in columns],
+        note=note,
+        keys=[k if keys.count(k) == 1 else c.title for k, c in zip(keys, columns, strict=True)],
+    )
 
 
 def _titles(paths: Sequence[str]) -> list[str]:
@@ -186,12 +155,22 @@ def _titles(paths: Sequence[str]) -> list[str]:
     return [s if last.count(s) == 1 else p for s, p in zip(last, paths, strict=True)]
 
 
-def _varying_paths(runs: Sequence[RunRecord]) -> list[str]:
-    """Label paths (in order of first appearance) whose value differs between the runs."""
+def _varying(labels: Sequence[Mapping[str, Any]], value: Callable[[int, str], Any]) -> list[str]:
+    """Label paths (in order of first appearance) whose value differs between the items."""
     paths: list[str] = []
-    for run in runs:
-        paths.extend(p for p in run.labels if p not in paths and p not in _NOT_LABELS)
-    return [p for p in paths if len({value_key(resolve_field(r, p)) for r in runs}) > 1]
+    for d in labels:
+        paths.extend(p for p in d if p not in paths and p not in _NOT_LABELS)
+    return [p for p in paths if len({value_key(value(i, p)) for i in range(len(labels))}) > 1]
+
+
+def _varying_paths(runs: Sequence[RunRecord]) -> list[str]:
+    """Label paths whose resolved value differs between the runs."""
+    return _varying([r.labels for r in runs], lambda i, p: resolve_field(runs[i], p))
+
+
+def _varying_labels(labels: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Paths whose value differs between label dicts."""
+    return _varying(labels, lambda i, p: labels[i].get(p))
 
 
 def _present_metrics(runs: Sequence[RunRecord], candidates: Sequence[str]) -> list[str]:
@@ -202,7 +181,23 @@ def _present_metrics(runs: Sequence[RunRecord], candidates: Sequence[str]) -> li
 # --- summary ---
 
 
-def default_columns(runs: Sequence[RunRecord]) -> list[Column]:
+def summary_column(
+    title: str, field: str | None = None, metric: str | None = None
+) -> Column[Group]:
+    """A summary column: a configuration field or a metric's statistics over repetitions.
+
+    `field` is "variant", "status", "n", a label path, or a dotted path into the run's
+    resolved `config` (e.g. "model.hidden", "training.optimizer.learning_rate"); `metric`
+    is a key of the run's metrics (e.g. "val_accuracy"). Give exactly one.
+    """
+    if metric is not None and field is None:
+        return Column(title, metric, metric, lambda g: _group_metric_cell(g, metric))
+    if field is not None and metric is None:
+        return Column(title, field, None, lambda g: _group_field_cell(g, field))
+    raise ValueError(f"column {title!r}: give exactly one of field or metric")
+
+
+def default_columns(runs: Sequence[RunRecord]) -> list[Column[Group]]:
     """The summary's default columns for these runs.
 
     "variant" (if any run has one), every label path that varies between configurations,
@@ -219,10 +214,9 @@ def default_columns(runs: Sequence[RunRecord]) -> list[Column]:
     list of Column
     """
     groups = group_runs(runs)
-    heads = [g.runs[0] for g in groups]
-    columns = [Column("variant", field="variant")] if any(g.variant for g in groups) else []
-    paths = _varying_paths(heads)
-    columns += [Column(t, field=p) for t, p in zip(_titles(paths), paths, strict=True)]
+    columns = [summary_column("variant", field="variant")] if any(g.variant for g in groups) else []
+    paths = _varying_paths([g.runs[0] for g in groups])
+    columns += [summary_column(t, field=p) for t, p in zip(_titles(paths), paths, strict=True)]
     train = [r for g in groups for r in g.runs]
     metrics = _present_metrics(train, _CLASSIFICATION_METRICS)
     if not any(is_accuracy(m) for m in metrics):
@@ -231,52 +225,50 @@ def default_columns(runs: Sequence[RunRecord]) -> list[Column]:
             "test_accuracy",
             "test_loss",
         ]
-    columns += [Column(metric_title(m), metric=m) for m in metrics]
+    columns += [summary_column(metric_title(m), metric=m) for m in metrics]
     return _with_counts(columns, groups)
 
 
-def _with_counts(columns: list[Column], groups: Sequence[Group]) -> list[Column]:
+def _with_counts(columns: list[Column[Group]], groups: Sequence[Group]) -> list[Column[Group]]:
     """Columns plus "n", and "status" when some configuration is not all done (if absent)."""
-    fields = {c.field for c in columns}
+    fields = {c.key for c in columns if c.metric is None}
     if "n" not in fields:
-        columns.append(Column("n", field="n"))
+        columns.append(summary_column("n", field="n"))
     if "status" not in fields and any(
-        g.status_counts().get("done", 0) != len(g.runs) for g in groups
+        g.status_counts().get(RunStatus.DONE, 0) != len(g.runs) for g in groups
     ):
-        columns.append(Column("status", field="status"))
+        columns.append(summary_column("status", field="status"))
     return columns
 
 
 def group_status(group: Group) -> str:
     """ "done", "pending", or the counts of the other states, e.g. "diverged 1/4"."""
     counts, total = group.status_counts(), len(group.runs)
-    for state in ("done", "pending"):
+    for state in (RunStatus.DONE, RunStatus.PENDING):
         if counts.get(state, 0) == total:
-            return state
-    states = ("diverged", "failed", "running", "pending")
+            return state.value
+    states = (RunStatus.DIVERGED, RunStatus.FAILED, RunStatus.RUNNING, RunStatus.PENDING)
     return ", ".join(f"{s} {counts[s]}/{total}" for s in states if counts.get(s))
 
 
-def _group_cell(group: Group, column: Column) -> tuple[str, Any]:
-    """(display, raw) of one summary cell."""
-    if column.metric is not None:
-        if not group.finished:
-            counts = group.status_counts()
-            state = next((s for s in ("running", "pending") if counts.get(s)), "failed")
-            return state, None
-        stats = group.stats(column.metric)
-        if stats.n == 0 and stats.n_nonfinite == 0:
-            return "-", None
-        return format_stats(column.metric, stats), _stats_raw(stats)
-    if column.field == "status":
+def _group_metric_cell(group: Group, metric: str) -> Cell:
+    """A metric over a configuration's finished repetitions, or the state of its runs."""
+    if not group.finished:
+        counts = group.status_counts()
+        waiting = (RunStatus.RUNNING, RunStatus.PENDING)
+        return next((s for s in waiting if counts.get(s)), RunStatus.FAILED).value, None
+    return stats_cell(metric, group.stats(metric))
+
+
+def _group_field_cell(group: Group, path: str) -> Cell:
+    """A configuration's field, its status, or its count of finished repetitions."""
+    if path == "status":
         text = group_status(group)
         return text, text
-    if column.field == "n":
+    if path == "n":
         k, total = len(group.finished), len(group.runs)
         return (str(k) if k == total else f"{k}/{total}"), k
-    assert column.field is not None
-    value = resolve_field(group.runs[0], column.field)
-    return format_value(value), value
+    return shown(resolve_field(group.runs[0], path))
 
 
 def _sort_value(value: Any) -> tuple[int, Any]:
@@ -289,16 +281,16 @@ def _sort_value(value: Any) -> tuple[int, Any]:
 
 
 def _sorter(
-    sort: str, columns: Sequence[Column], runs: Sequence[RunRecord]
+    sort: str, columns: Sequence[Column[Group]], runs: Sequence[RunRecord]
 ) -> tuple[Callable[[Group], Any], bool]:
     """(key, reverse) for `sort` (a column title, metric or field path); key: (tier, value)."""
     flip, name = sort.startswith("-"), sort.lstrip("-")
     target = _SORT_ALIASES.get(name, name)
     column = next((c for c in columns if c.title == name), None) or next(
-        (c for c in columns if target in (c.metric, c.field)), None
+        (c for c in columns if c.key == target), None
     )
     metric = column.metric if column else None
-    path = column.field if column else None
+    path = column.key if column is not None and column.metric is None else None
     if column is None:
         if any(target in r.metrics for r in runs):
             metric = target
@@ -316,15 +308,15 @@ def _sorter(
 
         return by_metric, (resolve_mode(m) == "max") != flip
     assert path is not None
-    if path in SPECIAL_FIELDS[1:]:
-        return (lambda g: (0, _group_cell(g, Column("", field=path))[1])), flip
     p = path
+    if p in SPECIAL_FIELDS[1:]:
+        return (lambda g: (0, _group_field_cell(g, p)[1])), flip
     return (lambda g: (0, resolve_field(g.runs[0], p))), flip
 
 
 def summary_table(
     runs: Sequence[RunRecord],
-    columns: Sequence[Column] | None = None,
+    columns: Sequence[Column[Group]] | None = None,
     sort: str | None = None,
     title: str = "summary",
 ) -> Table:
@@ -335,9 +327,10 @@ def summary_table(
     runs : sequence of RunRecord
         The study's runs (role "train" are summarised).
     columns : sequence of Column, optional
-        The columns; default `default_columns(runs)`. "n" (finished repetitions) and, when
-        some configuration is not all done, "status" (e.g. "diverged 1/4") are appended
-        unless present, so that a diverged or missing repetition is never hidden.
+        The columns (`summary_column`); default `default_columns(runs)`. "n" (finished
+        repetitions) and, when some configuration is not all done, "status" (e.g.
+        "diverged 1/4") are appended unless present, so that a diverged or missing
+        repetition is never hidden.
     sort : str, optional
         A column title, metric ("val_accuracy", or "val_acc" / "test_acc" / "train_loss")
         or field path. Metrics sort best first (accuracies descending, losses ascending),
@@ -363,16 +356,8 @@ def summary_table(
         present.sort(key=lambda kg: _sort_value(kg[0][1]), reverse=reverse)
         present.sort(key=lambda kg: kg[0][0])  # stable: tiers first, order kept inside
         groups = [g for _, g in present] + [g for k, g in keyed if k is None or k[1] is None]
-    cells = [[_group_cell(g, c) for c in cols] for g in groups]
-    return Table(
-        title=title,
-        columns=[c.title for c in cols],
-        rows=[[text for text, _ in row] for row in cells],
-        raw=[[value for _, value in row] for row in cells],
-        metrics=[c.metric for c in cols],
-        note="mean ± sample std (ddof=1) over repetitions; accuracies in %",
-        keys=_unique([c.metric or c.field or c.title for c in cols], [c.title for c in cols]),
-    )
+    note = "mean ± sample std (ddof=1) over repetitions; accuracies in %"
+    return build_table(title, cols, groups, note)
 
 
 # --- selections, cross-validation and runs ---
@@ -397,102 +382,43 @@ def selection_table(selections: Sequence[Selection], title: str = "best settings
     """
     if not selections:
         return Table(title, [], [], [], [], "")
-    first = selections[0]
+    first, m = selections[0], selections[0].metric
     best_runs = [s.best_run for s in selections if s.best_run is not None]
-    paths = _varying_label_dicts([s.labels for s in selections])
-    specs: list[_Spec] = []
+    paths = _varying_labels([s.labels for s in selections])
+    columns: list[Column[Selection]] = []
     if any(s.variant for s in selections):
-        specs.append(_Spec("variant", "variant", None, lambda s: _shown(s.variant)))
+        columns.append(label_column("variant", "variant", lambda s: s.variant))
     for t, p in zip(_titles(paths), paths, strict=True):
-        specs.append(_Spec(t, p, None, lambda s, p=p: _shown(s.labels.get(p))))
-    specs.append(_Spec(_titles([first.over])[0], first.over, None, lambda s: _shown(s.value)))
-    m = first.metric
-    specs.append(
-        _Spec(
-            f"mean {metric_title(m)}",
-            m,
-            m,
-            lambda s: (format_stats(m, s.stats), _stats_raw(s.stats)) if s.stats else ("-", None),
-        )
-    )
-    specs.append(_Spec("n", "n", None, lambda s: _shown(s.stats.n if s.stats else 0)))
-    specs.append(
-        _Spec("best rep", "best_repetition", None, lambda s: _run_attr(s.best_run, "repetition"))
-    )
-    specs.append(_Spec("seed", "best_seed", None, lambda s: _run_attr(s.best_run, "seed")))
+        columns.append(label_column(t, p, lambda s, p=p: s.labels.get(p)))
+    columns += [
+        label_column(_titles([first.over])[0], first.over, lambda s: s.value),
+        Column(f"mean {metric_title(m)}", m, m, lambda s: stats_cell(m, s.stats)),
+        label_column("n", "n", lambda s: s.stats.n if s.stats else 0),
+        _best_run_column("best rep", "best_repetition", "repetition"),
+        _best_run_column("seed", "best_seed", "seed"),
+    ]
     for metric in _present_metrics(best_runs, _RUN_METRICS):
-        specs.append(
-            _Spec(
-                f"best {metric_title(metric)}", f"best_{metric}", metric, _best_metric_cell(metric)
+        columns.append(
+            metric_column(
+                f"best {metric_title(metric)}",
+                f"best_{metric}",
+                metric,
+                lambda s: s.best_run.metrics if s.best_run else None,
             )
         )
-    specs.append(_Spec("run", "best_run_id", None, lambda s: _run_attr(s.best_run, "run_id")))
+    columns.append(_best_run_column("run", "best_run_id", "run_id"))
     note = (
         f"the {first.over} with the best mean {m} (mean ± sample std, ddof=1); best rep = "
         f"the repetition with the best {first.best_repetition_by} within it"
     )
-    return _build(title, specs, selections, note)
+    return build_table(title, columns, selections, note)
 
 
-def _run_attr(run: RunRecord | None, attr: str) -> tuple[str, Any]:
-    """(display, raw) of a run attribute, "-" without a run."""
-    if run is None:
-        return "-", None
-    value = getattr(run, attr)
-    return format_value(value), value
-
-
-def _best_metric_cell(metric: str) -> Callable[[Selection], tuple[str, Any]]:
-    """A cell maker for one metric of a selection's best run."""
-
-    def cell(s: Selection) -> tuple[str, Any]:
-        if s.best_run is None or metric not in s.best_run.metrics:
-            return "-", None
-        value = s.best_run.metrics[metric]
-        return format_number(metric, value), value
-
-    return cell
-
-
-def _varying_label_dicts(labels: Sequence[dict[str, Any]]) -> list[str]:
-    """Paths (in order of first appearance) whose value differs between label dicts."""
-    paths: list[str] = []
-    for d in labels:
-        paths.extend(p for p in d if p not in paths and p not in _NOT_LABELS)
-    return [p for p in paths if len({value_key(d.get(p)) for d in labels}) > 1]
-
-
-class _Spec(NamedTuple):
-    """How to make one column: its title, export key, metric (or None) and cell maker."""
-
-    title: str
-    key: str
-    metric: str | None
-    make: Callable[[Any], tuple[str, Any]]
-
-
-def _shown(value: Any) -> tuple[str, Any]:
-    """(display, raw) of a plain value."""
-    return format_value(value), value
-
-
-def _build(title: str, specs: Sequence[_Spec], items: Sequence[Any], note: str) -> Table:
-    """A Table from column specs applied to each item."""
-    cells = [[spec.make(item) for spec in specs] for item in items]
-    return Table(
-        title=title,
-        columns=[spec.title for spec in specs],
-        rows=[[text for text, _ in row] for row in cells],
-        raw=[[value for _, value in row] for row in cells],
-        metrics=[spec.metric for spec in specs],
-        note=note,
-        keys=_unique([spec.key for spec in specs], [spec.title for spec in specs]),
+def _best_run_column(title: str, key: str, attr: str) -> Column[Selection]:
+    """A column of one attribute of a selection's best run ("-" without one)."""
+    return label_column(
+        title, key, lambda s: getattr(s.best_run, attr) if s.best_run is not None else None
     )
-
-
-def _unique(keys: list[str], titles: list[str]) -> list[str]:
-    """Export keys, falling back to the title where a key repeats."""
-    return [k if keys.count(k) == 1 else t for k, t in zip(keys, titles, strict=True)]
 
 
 def cv_table(cv_rows: Sequence[CvRow], title: str = "cross-validation") -> Table:
@@ -517,9 +443,9 @@ def cv_table(cv_rows: Sequence[CvRow], title: str = "cross-validation") -> Table
     if not cv_rows:
         return Table(title, [], [], [], [], "")
     m = cv_rows[0].metric
-    specs: list[_Spec] = []
+    columns: list[Column[CvRow]] = []
     if any(r.variant for r in cv_rows):
-        specs.append(_Spec("variant", "variant", None, lambda r: _shown(r.variant)))
+        columns.append(label_column("variant", "variant", lambda r: r.variant))
     config_paths = _varying_within(cv_rows, lambda r: r.configuration)
     setting_paths = _varying_within(cv_rows, lambda r: r.setting)
     if not setting_paths:  # one setting: show what it is
@@ -527,27 +453,30 @@ def cv_table(cv_rows: Sequence[CvRow], title: str = "cross-validation") -> Table
             setting_paths.extend(p for p in r.setting if p not in setting_paths)
     paths = config_paths + setting_paths
     for t, p in zip(_titles(paths), paths, strict=True):
-        specs.append(_Spec(t, p, None, lambda r, p=p: _shown(r.labels.get(p))))
-    specs.append(
-        _Spec(metric_title(m), m, m, lambda r: (format_stats(m, r.stats), _stats_raw(r.stats)))
-    )
-    specs.append(
-        _Spec(
+        columns.append(label_column(t, p, lambda r, p=p: r.labels.get(p)))
+    columns += [
+        Column(metric_title(m), m, m, lambda r: stats_cell(m, r.stats)),
+        Column(
             "folds",
             "fold_scores",
             None,
             lambda r: (", ".join(format_number(m, v) for v in r.scores), list(r.scores)),
-        )
-    )
-    specs.append(_Spec("rank", "rank", None, lambda r: (str(r.rank), r.rank)))
-    specs.append(_Spec("best", "best", None, lambda r: ("*" if r.best else "", r.best)))
+        ),
+        Column("rank", "rank", None, lambda r: (str(r.rank), r.rank)),
+        Column("best", "best", None, lambda r: ("*" if r.best else "", r.best)),
+    ]
     refits = [r.refit for r in cv_rows if r.refit is not None]
     for metric in _present_metrics(refits, ("test_accuracy", "test_loss")):
-        specs.append(
-            _Spec(f"refit {metric_title(metric)}", f"refit_{metric}", metric, _refit_cell(metric))
+        columns.append(
+            metric_column(
+                f"refit {metric_title(metric)}",
+                f"refit_{metric}",
+                metric,
+                lambda r: r.refit.metrics if r.refit else None,
+            )
         )
     note = f"mean ± population std (ddof=0, as scikit-learn's std_test_score) of {m} over folds"
-    return _build(title, specs, cv_rows, note)
+    return build_table(title, columns, cv_rows, note)
 
 
 def _varying_within(rows: Sequence[CvRow], labels: Callable[[CvRow], dict[str, Any]]) -> list[str]:
@@ -557,26 +486,14 @@ def _varying_within(rows: Sequence[CvRow], labels: Callable[[CvRow], dict[str, A
         by_variant.setdefault(r.variant, []).append(labels(r))
     paths: list[str] = []
     for dicts in by_variant.values():
-        paths.extend(p for p in _varying_label_dicts(dicts) if p not in paths)
+        paths.extend(p for p in _varying_labels(dicts) if p not in paths)
     return paths
-
-
-def _refit_cell(metric: str) -> Callable[[CvRow], tuple[str, Any]]:
-    """A cell maker for one metric of a CV row's refit run."""
-
-    def cell(r: CvRow) -> tuple[str, Any]:
-        if r.refit is None or metric not in r.refit.metrics:
-            return "-", None
-        value = r.refit.metrics[metric]
-        return format_number(metric, value), value
-
-    return cell
 
 
 def run_status(run: RunRecord) -> str:
     """The run's status; a diverged run with its epoch, e.g. "diverged @ epoch 12"."""
     epoch = run.metrics.get("diverged_epoch")
-    if run.status == "diverged" and epoch is not None and math.isfinite(epoch):
+    if run.status == RunStatus.DIVERGED and epoch is not None and math.isfinite(epoch):
         return f"diverged @ epoch {int(epoch)}"
     return run.status
 
@@ -600,198 +517,27 @@ def runs_table(runs: Sequence[RunRecord], title: str = "runs") -> Table:
         epochs (`epochs_run`, if any) and seconds.
     """
     ordered = sorted(runs, key=lambda r: (r.order, r.repetition))
-    specs = [
-        _Spec("id", "run_id", None, lambda r: (r.run_id[:12], r.run_id)),
-        _Spec("status", "status", None, lambda r: (run_status(r), r.status)),
+    columns: list[Column[RunRecord]] = [
+        Column("id", "run_id", None, lambda r: (r.run_id[:12], r.run_id)),
+        Column("status", "status", None, lambda r: (run_status(r), r.status)),
     ]
     if any(r.variant for r in ordered):
-        specs.append(_Spec("variant", "variant", None, lambda r: _shown(r.variant)))
+        columns.append(label_column("variant", "variant", lambda r: r.variant))
     if any(r.role != "train" for r in ordered):
-        specs.append(_Spec("role", "role", None, lambda r: _shown(r.role)))
+        columns.append(label_column("role", "role", lambda r: r.role))
     paths = _varying_paths(ordered)
     for t, p in zip(_titles(paths), paths, strict=True):
-        specs.append(_Spec(t, p, None, lambda r, p=p: _shown(resolve_field(r, p))))
-    specs.append(_Spec("rep", "repetition", None, lambda r: _shown(r.repetition)))
-    specs.append(_Spec("seed", "seed", None, lambda r: _shown(r.seed)))
+        columns.append(label_column(t, p, lambda r, p=p: resolve_field(r, p)))
+    columns.append(label_column("rep", "repetition", lambda r: r.repetition))
+    columns.append(label_column("seed", "seed", lambda r: r.seed))
     for metric in _present_metrics(ordered, (*_RUN_METRICS, "epochs_run")):
-        specs.append(_Spec(metric_title(metric), metric, metric, _run_metric_cell(metric)))
-    specs.append(
-        _Spec(
+        columns.append(metric_column(metric_title(metric), metric, metric, lambda r: r.metrics))
+    columns.append(
+        Column(
             "seconds",
             "seconds",
             None,
             lambda r: ("-" if r.seconds is None else f"{r.seconds:.1f}", r.seconds),
         )
     )
-    return _build(title, specs, ordered, "final metrics of each run; accuracies in %")
-
-
-def _run_metric_cell(metric: str) -> Callable[[RunRecord], tuple[str, Any]]:
-    """A cell maker for one metric of a run."""
-
-    def cell(r: RunRecord) -> tuple[str, Any]:
-        if metric not in r.metrics:
-            return "-", None
-        value = r.metrics[metric]
-        if metric == "epochs_run":
-            return format_value(int(value)), value
-        return format_number(metric, value), value
-
-    return cell
-
-
-# --- comparison ---
-
-
-def _mean(raw: Any) -> float:
-    """The mean of a raw metric cell (a Stats dict or a number); NaN when absent."""
-    if isinstance(raw, dict):
-        raw = raw.get("mean")
-    return float(raw) if isinstance(raw, int | float) else math.nan
-
-
-def format_delta(metric: str, delta: float) -> str:
-    """A signed difference: accuracies in percentage points, else 4 significant digits."""
-    if not math.isfinite(delta):
-        return "-"
-    return f"{delta * 100:+.2f}" if is_accuracy(metric) else f"{delta:+.4g}"
-
-
-def compare_tables(
-    a: Table,
-    b: Table,
-    key_columns: Sequence[str],
-    names: tuple[str, str] | None = None,
-) -> Table:
-    """Two tables side by side: rows matched on key columns, metrics with their difference.
-
-    Parameters
-    ----------
-    a, b : Table
-        Usually two summary tables (e.g. of STUDY_A and STUDY_B).
-    key_columns : sequence of str
-        Column titles present in both; rows match when their displayed key cells are equal
-        (the first unmatched row of `b` with that key).
-    names : (str, str), optional
-        How to label the two sides; default the tables' titles, or ("A", "B") when equal.
-
-    Returns
-    -------
-    Table
-        The key columns, then for each metric column found in both: "A: col", "B: col"
-        and "Δ col" (B − A, of the means; accuracies in percentage points). Rows of `a`
-        in order, then rows only in `b`; a missing side shows "-". Export keys: the key
-        columns' keys, then "a.<key>", "b.<key>", "delta.<key>" per metric.
-    """
-    for k in key_columns:
-        if k not in a.columns or k not in b.columns:
-            raise ValueError(f"compare: key column {k!r} must be in both tables")
-    name_a, name_b = names or ((a.title, b.title) if a.title != b.title else ("A", "B"))
-    shared = [
-        (title, metric)
-        for title, metric in zip(a.columns, a.metrics, strict=True)
-        if metric and title not in key_columns and title in b.columns
-        if b.metrics[b.columns.index(title)]
-    ]
-    ka = [a.columns.index(k) for k in key_columns]
-    kb = [b.columns.index(k) for k in key_columns]
-    pending: dict[tuple[str, ...], list[int]] = {}
-    for j, row in enumerate(b.rows):
-        pending.setdefault(tuple(row[i] for i in kb), []).append(j)
-    pairs: list[tuple[int | None, int | None]] = []
-    for i, row in enumerate(a.rows):
-        matches = pending.get(tuple(row[c] for c in ka), [])
-        pairs.append((i, matches.pop(0) if matches else None))
-    pairs += [(None, j) for js in pending.values() for j in js]
-    pairs.sort(key=lambda p: (p[0] is None, p[0] if p[0] is not None else p[1]))
-
-    columns = list(key_columns)
-    metrics: list[str | None] = [None] * len(key_columns)
-    a_keys = a.keys or a.columns
-    keys = [a_keys[i] for i in ka]
-    for title, metric in shared:
-        columns += [f"{name_a}: {title}", f"{name_b}: {title}", f"Δ {title}"]
-        metrics += [metric, metric, metric]
-        key = a_keys[a.columns.index(title)]
-        keys += [f"a.{key}", f"b.{key}", f"delta.{key}"]
-    rows, raw = [], []
-    for i, j in pairs:
-        keys_from = (a, i, ka) if i is not None else (b, j, kb)
-        table, r, idx = keys_from
-        assert r is not None
-        row = [table.rows[r][c] for c in idx]
-        raw_row = [table.raw[r][c] for c in idx]
-        for title, metric in shared:
-            ca, cb = a.columns.index(title), b.columns.index(title)
-            va = a.raw[i][ca] if i is not None else None
-            vb = b.raw[j][cb] if j is not None else None
-            delta = _mean(vb) - _mean(va)
-            row += [
-                a.rows[i][ca] if i is not None else "-",
-                b.rows[j][cb] if j is not None else "-",
-                format_delta(metric, delta),
-            ]
-            raw_row += [va, vb, delta if math.isfinite(delta) else None]
-        rows.append(row)
-        raw.append(raw_row)
-    note = f"Δ = {name_b} − {name_a}; accuracies in %, differences in percentage points"
-    return Table(f"{name_a} vs {name_b}", columns, rows, raw, metrics, note, keys)
-
-
-# --- export ---
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-ready copy: tuples as lists, NaN/inf as None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, str | int | bool):
-        return value
-    return str(value)
-
-
-def _markdown_cell(text: str) -> str:
-    """A cell safe inside a pipe table."""
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def export(table: Table, format: Literal["csv", "json", "markdown"]) -> str:
-    """The table as text.
-
-    Parameters
-    ----------
-    table : Table
-        Any table from this module.
-    format : {"csv", "json", "markdown"}
-        "csv": the displayed cells, header first, "\\n" line ends (csv module quoting);
-        "json": a list of row objects, `Table.keys` (field paths, metric names) -> raw
-        value (metric cells as {"mean", "std", "n", "n_nonfinite"} in the metric's own
-        units: accuracies as fractions, not %; NaN as null);
-        "markdown": a GitHub pipe table of the displayed cells, metric columns right-aligned.
-
-    Returns
-    -------
-    str
-        Ending with a newline.
-    """
-    if format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(table.columns)
-        writer.writerows(table.rows)
-        return buffer.getvalue()
-    if format == "json":
-        return json.dumps(_plain(table.records()), indent=2, ensure_ascii=False) + "\n"
-    if format == "markdown":
-        metrics = table.metrics or [None] * len(table.columns)
-        lines = [
-            "| " + " | ".join(_markdown_cell(c) for c in table.columns) + " |",
-            "| " + " | ".join("---:" if m else "---" for m in metrics) + " |",
-        ]
-        lines += ["| " + " | ".join(_markdown_cell(c) for c in row) + " |" for row in table.rows]
-        return "\n".join(lines) + "\n"
-    raise ValueError(f"export: format must be 'csv', 'json' or 'markdown', got {format!r}")
+    return build_table(title, columns, ordered, "final metrics of each run; accuracies in %")

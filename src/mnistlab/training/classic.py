@@ -1,11 +1,11 @@
 """Fitting the models that are not torch networks: scikit-learn estimators and the NumPy MLP.
 
-Each returns an `Outcome` with Keras-named metrics (`accuracy` on the training split,
+Each returns an `ClassicFit` with Keras-named metrics (`accuracy` on the training split,
 `val_*`, `test_*`), the History when there are epochs, and each split's class scores for
 ROC analyses. ROC AUCs come three ways, labelled: `auc` (macro over classes, from the scores),
 `auc_micro`, and `auc_hard` (macro, from one-hot hard predictions, as the coursework scored
 its SVMs). Scores are probabilities when the model gives them, the decision function
-otherwise; `Outcome.score_source` says which.
+otherwise; `ClassicFit.score_source` says which.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ _PREFIX = {"train": "", "val": "val_", "test": "test_"}
 
 
 @dataclass
-class Outcome:
+class ClassicFit:
     """What fitting a classic model gives: final metrics, History, scores per split.
 
     `scores[split]` is (N, C) class scores and `labels[split]` (N,) the true classes, for
@@ -89,7 +89,7 @@ def _splits(data: Data, evaluate_test: bool) -> dict[str, Split]:
 
 def fit_sklearn(
     spec: SklearnModel, data: Data, seed: int, *, evaluate_test: bool = True
-) -> Outcome:
+) -> ClassicFit:
     """Fit a scikit-learn classifier on the training split and score every split.
 
     Parameters
@@ -101,7 +101,7 @@ def fit_sklearn(
 
     Returns
     -------
-    Outcome with `accuracy`, `val_accuracy`, `test_accuracy`, the AUCs per split and
+    ClassicFit with `accuracy`, `val_accuracy`, `test_accuracy`, the AUCs per split and
     `fit_seconds`.
     """
     estimator = build_estimator(spec, seed)
@@ -114,7 +114,7 @@ def fit_sklearn(
     )
     if use_proba and not hasattr(estimator, "predict_proba"):
         raise SpecError(f"model.scores: {spec.estimator} gives no probabilities; use decision")
-    outcome = Outcome(metrics, score_source="probability" if use_proba else "decision")
+    outcome = ClassicFit(metrics, score_source="probability" if use_proba else "decision")
     for name, split in _splits(data, evaluate_test).items():
         xs, ys = _numpy_rows(split)
         scores = estimator.predict_proba(xs) if use_proba else estimator.decision_function(xs)
@@ -165,7 +165,7 @@ def check_numpy_training(spec: TrainSpec) -> str | None:
 
 def fit_numpy(
     spec: NumpySpec, training: TrainSpec, data: Data, seed: int, *, evaluate_test: bool = True
-) -> Outcome:
+) -> ClassicFit:
     """Train the NumPy MLP with the run's SGD settings; History per epoch as Keras names it.
 
     Parameters
@@ -179,7 +179,7 @@ def fit_numpy(
 
     Returns
     -------
-    Outcome; `scores["test_before"]` holds the untrained net's outputs on the test split.
+    ClassicFit; `scores["test_before"]` holds the untrained net's outputs on the test split.
     """
     problem = check_numpy_training(training)
     if problem is not None:
@@ -191,7 +191,7 @@ def fit_numpy(
     dtype = net.coefs_[0].dtype
     x = x.astype(dtype)
     splits = _splits(data, evaluate_test)
-    outcome = Outcome({}, score_source="output")
+    outcome = ClassicFit({}, score_source="output")
     if "test" in splits:
         outcome.scores["test_before"] = net.predict_proba(_numpy_rows(splits["test"])[0])
     rng = np.random.default_rng(seed)

@@ -1,0 +1,54 @@
+"""How to run a study: one frozen set of run settings, from the command line or a notebook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from mnistlab.studies.records import RunResult, RunSpec
+
+
+class StudyListener(Protocol):
+    """What the runner tells a progress display."""
+
+    def on_study_begin(self, study: str, total: int, finished: int) -> None: ...
+    def on_run_end(self, result: RunResult) -> None: ...
+    def on_epoch(self, run: RunSpec, epoch: int, epochs: int, logs: dict[str, float]) -> None: ...
+
+
+class ExecutorKind(StrEnum):
+    """Where a study's runs train (`executors.make_executor` builds the one named)."""
+
+    LOCAL = "local"  # this process, or `jobs` worker processes on this machine
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Settings of one `run_study` call; none of them changes what a run computes.
+
+    `jobs` runs at once in worker processes (None: `executors.auto_jobs` decides);
+    `threads` fixes torch's threads per run (None: every core, or one for a small dense
+    model); `fresh` discards the study's stored runs first; `stack` trains independent runs
+    of one architecture as one stacked model; `captures` are the training-time probes to
+    record (None: what the study's analyses need, `mnistlab.analysis.captures_for`).
+    """
+
+    results: Path = Path("results")
+    data_dir: Path | None = None
+    jobs: int | None = None
+    threads: int | None = None
+    device: str = "auto"
+    fresh: bool = False
+    stack: bool = True
+    captures: tuple[str, ...] | None = None
+    executor: ExecutorKind = ExecutorKind.LOCAL
+    listener: StudyListener | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("jobs", "threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
