@@ -131,6 +131,14 @@ def test_resolve_field_prefers_labels_then_ancestor_label_then_config():
     assert resolve_field(run, "model.nothing") is None
 
 
+def test_a_model_without_hidden_layers_has_no_hidden_activation():
+    config = {"model": {"activation": {"name": "relu"}, "hidden": [], "output": "softmax"}}
+    run = record("r", "G", labels={"model.activation": "relu"}, config=config)
+    assert resolve_field(run, "model.activation.name") is None  # shown as "-"
+    assert resolve_field(run, "model.activation") is None
+    assert resolve_field(run, "model.output") == "softmax"
+
+
 # --- select_best ---
 
 LR = "training.optimizer.learning_rate"

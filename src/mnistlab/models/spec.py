@@ -99,7 +99,7 @@ class HiddenLayer:
     dropout: float
 
 
-_PER_LAYER_FIELDS = (
+HIDDEN_LAYER_FIELDS = (  # settings an MLP gives each hidden layer (one value, or one each)
     "activation",
     "kernel_initializer",
     "bias_initializer",
@@ -156,7 +156,7 @@ class MLPSpec(Spec):
         0.0, description="rate on the output logits in training; output 'linear' only"
     )
 
-    @field_validator(*_PER_LAYER_FIELDS)
+    @field_validator(*HIDDEN_LAYER_FIELDS)
     @classmethod
     def _one_per_hidden_layer(cls, value: Any, info: ValidationInfo) -> Any:
         hidden = info.data.get("hidden")

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mnistlab.models.spec import HIDDEN_LAYER_FIELDS
 from mnistlab.studies.records import RunRecord
 from mnistlab.studies.status import WITH_RESULTS, RunStatus
 
@@ -114,13 +115,17 @@ def resolve_field(run: RunRecord, path: str) -> Any:
 
     A label is taken first (its exact path, or a labelled ancestor such as
     "training.optimizer" for "training.optimizer.learning_rate"), then the resolved
-    configuration. None when the path exists nowhere.
+    configuration. None when the path exists nowhere, and for a hidden-layer setting of an
+    MLP without hidden layers (softmax regression has no hidden activation).
     """
     if path == "variant":
         return run.variant
+    parts = path.split(".")
+    no_hidden = run.config.get("model", {}).get("hidden") in ([], ())
+    if no_hidden and parts[0] == "model" and parts[1:2] and parts[1] in HIDDEN_LAYER_FIELDS:
+        return None
     if path in run.labels:
         return run.labels[path]
-    parts = path.split(".")
     for cut in range(len(parts) - 1, 0, -1):
         prefix = ".".join(parts[:cut])
         if prefix in run.labels:
