@@ -150,6 +150,33 @@ def test_run_writes_the_report_and_report_analyze_rewrite_it(tiny_study, tmp_pat
     unknown = invoke("analyze", "tiny-cli", "-a", "nope", "--results", str(results))
     assert unknown.exit_code == 2
     assert "unknown analysis 'nope'" in unknown.output
+    chosen = invoke(
+        "analyze",
+        "tiny-cli",
+        "-a",
+        "curves",
+        "--option",
+        "runs=best",
+        "--option",
+        "max_runs=1",
+        "--results",
+        str(results),
+    )
+    assert chosen.exit_code == 0, chosen.output
+    page = (results / "tiny-cli" / "analysis-curves.html").read_text()
+    assert "options: runs=best, max_runs=1" in page
+    for bad, message in (
+        ("runs=sometimes", "analysis curves: options: runs: Input should be"),
+        ("colour=red", "analysis curves: options: colour: Extra inputs are not permitted"),
+        ("runs", "--option 'runs': expected KEY=VALUE"),
+        ("keys=[loss", "--option 'keys=[loss': the value is not valid YAML"),
+    ):
+        refused = invoke(
+            "analyze", "tiny-cli", "-a", "curves", "--option", bad, "--results", str(results)
+        )
+        assert refused.exit_code == 2, bad
+        lines = [line for line in refused.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], refused.output
 
 
 def test_check_rejects_a_bad_analysis_option_in_one_line(tmp_path):

@@ -423,19 +423,28 @@ def analyze(
     analysis: Annotated[
         list[str], typer.Option("--analysis", "-a", help="an analysis name (repeatable)")
     ],
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option", "-o", help="KEY=VALUE laid over each analysis's options (repeatable)"
+        ),
+    ] = None,
     results: Results = Path("results"),
     data_dir: DataDirOption = None,
 ) -> None:
     """Compute analyses of a finished study from its stored weights and histories, each
     written as <results>/<study>/analysis-NAME.html."""
     from mnistlab.report import write_report
+    from mnistlab.spec import parse_assignments
 
     with _expected_errors():
+        overrides = parse_assignments(option or [], "--option")
         for name in analysis:
             path = write_report(
                 study,
                 results,
                 names=[name],
+                overrides=overrides,
                 output=results / study / f"analysis-{name}.html",
                 data_dir=data_dir,
             )

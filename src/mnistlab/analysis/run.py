@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,8 +74,20 @@ def open_study(
         yield StudyRuns(spec, runs, results, store, cache, select_device(device))
 
 
-def analyze_study(ctx: StudyRuns, names: Sequence[str] | None = None) -> list[AnalysisOutcome]:
-    """Compute the study's analyses (or `names`, with the study's options where it has them)."""
+def analyze_study(
+    ctx: StudyRuns,
+    names: Sequence[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> list[AnalysisOutcome]:
+    """Compute the study's analyses (or `names`, with the study's options where it has them).
+
+    `overrides` are option values laid over each analysis's own (e.g. {"runs": "all"});
+    every analysis's options are validated before any is computed, so a bad key or value is
+    one `SpecError` naming the analysis and the field, not a report half computed.
+    """
     configured = {entry.name: entry.options for entry in ctx.spec.analyses}
     wanted = list(configured) if names is None else list(names)
-    return [compute(ctx, name, configured.get(name)) for name in wanted]
+    options = {name: {**(configured.get(name) or {}), **(overrides or {})} for name in wanted}
+    for name in wanted:
+        parse_options(name, options[name], f"analysis {name}: options")
+    return [compute(ctx, name, options[name]) for name in wanted]

@@ -7,7 +7,7 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -161,6 +161,9 @@ def _section(outcome: AnalysisOutcome) -> HtmlAnalysis:
                 figures.append(HtmlFigure(title, to_png_data(fig), width, height))
         tables = [HtmlTable(t.title, t.header, t.rows) for t in outcome.result.tables]
         notes = outcome.result.notes
+    chosen = outcome.options.model_dump(exclude_defaults=True, mode="json")
+    if chosen:
+        notes = [f"options: {', '.join(f'{k}={v}' for k, v in chosen.items())}", *notes]
     return HtmlAnalysis(
         outcome.name, outcome.caption, figures, tables, notes, outcome.skipped, outcome.seconds
     )
@@ -181,6 +184,7 @@ def write_report(
     results: Path,
     *,
     names: Sequence[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
     output: Path | None = None,
     data_dir: Path | None = None,
     device: str = "auto",
@@ -193,6 +197,7 @@ def write_report(
     study : a study name in the results store.
     results : the results folder.
     names : analyses to compute (default: the study file's `analyses`).
+    overrides : option values laid over each analysis's own (`mnistlab analyze --option`).
     output : where to write (default `<results>/<study>/report.html`).
     cache : data already read, shared with the analyses (default: read afresh).
 
@@ -207,7 +212,7 @@ def write_report(
         source = row.source if row is not None else ""
         all_runs = ctx.store.runs(study)
         counts = ctx.store.counts(study)
-        outcomes = analyze_study(ctx, names)
+        outcomes = analyze_study(ctx, names, overrides)
         sections = [_section(o) for o in outcomes]
         statistics = statistics_table(ctx)
         environment = environment_table(ctx, time.perf_counter() - started)
