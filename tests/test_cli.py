@@ -1,5 +1,7 @@
 """The command line through typer's CliRunner: exit codes and one line of output each."""
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
@@ -292,6 +294,34 @@ def test_the_typed_choices_are_the_library_names():
         c.model_fields["name"].default for c in get_args(union)
     ]
     assert [o.value for o in Optimizer] == list(OPTIMIZER_NAMES)
+    from mnistlab.cli import ExportTable
+    from mnistlab.studies.summary import TABLE_KINDS
+
+    assert [t.value for t in ExportTable] == list(TABLE_KINDS)
+
+
+def test_export_gives_every_table_with_numbers_in_their_own_columns(tmp_path):
+    path = tmp_path / "sel.yaml"
+    path.write_text(TINY_STUDY + "select: {metric: val_accuracy, over: model.activation}\n")
+    results = str(tmp_path / "results")
+    assert invoke("run", str(path), "--results", results).exit_code == 0
+    summary = invoke("export", "tiny-cli", "--results", results).output.splitlines()
+    assert "±" not in "\n".join(summary)
+    header = summary[0].split(",")
+    assert {"val_accuracy_mean", "val_accuracy_std", "val_accuracy_n"} <= set(header)
+    n_column = header.index("val_accuracy_n")
+    assert [row.split(",")[n_column] for row in summary[1:]] == ["2", "2"]
+    selection = json.loads(
+        invoke(
+            "export", "tiny-cli", "--table", "selection", "--format", "json", "--results", results
+        ).output
+    )
+    assert len(selection) == 1 and 0 <= selection[0]["val_accuracy_mean"] <= 1
+    runs = invoke("export", "tiny-cli", "--table", "runs", "--results", results).output
+    assert len(runs.strip().splitlines()) == 1 + 4
+    missing = invoke("export", "tiny-cli", "--table", "cv", "--results", results)
+    assert missing.exit_code == 2
+    assert "study 'tiny-cli' has no cv table (it has: summary, selection, runs)" in missing.output
 
 
 def test_a_diverged_train_exits_1_without_saving(tmp_path):

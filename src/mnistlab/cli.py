@@ -239,6 +239,15 @@ Results = Annotated[Path, typer.Option(help="results folder (the store is mnistl
 StudyFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a study file")]
 
 
+class ExportTable(StrEnum):
+    """The tables `show` prints (`studies.summary.TABLE_KINDS`; a test keeps them equal)."""
+
+    summary = "summary"
+    selection = "selection"
+    cv = "cv"
+    runs = "runs"
+
+
 class ExportFormat(StrEnum):
     csv = "csv"
     json = "json"
@@ -387,14 +396,18 @@ def compare(
 def export(
     study: Annotated[str, typer.Argument(help="a study name in the store")],
     format: Annotated[ExportFormat, typer.Option(help="output format")] = ExportFormat.csv,
+    table: Annotated[
+        ExportTable, typer.Option(help="which of show's tables")
+    ] = ExportTable.summary,
     results: Results = Path("results"),
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write")] = None,
 ) -> None:
-    """Export a study's summary table as CSV, JSON or Markdown (stdout unless -o)."""
+    """Export one of a study's tables (summary, selection, cv, runs) as CSV, JSON or
+    Markdown (stdout unless -o); CSV and JSON hold raw numbers, mean/std/n in columns."""
     from mnistlab.studies import export_study
 
     with _expected_errors():
-        text = export_study(study, results, format.value)
+        text = export_study(study, results, format.value, table.value)
     if output is None:
         sys.stdout.write(text)
     else:

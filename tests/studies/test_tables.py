@@ -89,11 +89,11 @@ def test_summary_cells_mean_std_single_value_and_pending():
     assert (table.raw[0][3]["n"], table.raw[0][5], table.raw[2][2]) == (3, 3, None)
     assert table.metrics[2:5] == ["accuracy", "test_accuracy", "test_loss"]
     records = json.loads(export_table(table, "json"))
-    assert list(records[0]) == [
-        "variant", "model.activation", "accuracy", "test_accuracy", "test_loss", "n", "status",
-    ]  # fmt: skip
-    assert records[1]["test_accuracy"] == {"mean": 0.91234, "std": None, "n": 1, "n_nonfinite": 0}
-    assert records[2]["test_accuracy"] is None
+    stats = [f"{m}_{part}" for m in ("accuracy", "test_accuracy", "test_loss")
+             for part in ("mean", "std", "n")]  # fmt: skip
+    assert list(records[0]) == ["variant", "model.activation", *stats, "n", "status"]
+    assert [records[1][f"test_accuracy_{p}"] for p in ("mean", "std", "n")] == [0.91234, None, 1]
+    assert records[2]["test_accuracy_mean"] is None
 
 
 def test_default_columns_list_varying_labels_and_present_metrics():

@@ -24,6 +24,47 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+STATS_PARTS = ("mean", "std", "n")  # a statistics cell's numbers, one column each
+
+
+def _is_stats(value: Any) -> bool:
+    return isinstance(value, dict) and "mean" in value
+
+
+def _flat_records(table: Table) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of raw values, a statistics cell spread over KEY_mean, KEY_std, KEY_n.
+
+    `n_nonfinite` gets its own column only where some row has a non-finite value; a label
+    that is not a number (a list of hidden sizes, a name) is its display text.
+    """
+    keys = table.keys or table.columns
+    spread: list[list[str] | None] = []  # per column: the statistics parts, or None
+    header: list[str] = []
+    for i, key in enumerate(keys):
+        column = [row[i] for row in table.raw]
+        if not any(_is_stats(v) for v in column):
+            spread.append(None)
+            header.append(key)
+            continue
+        parts = list(STATS_PARTS)
+        if any(_is_stats(v) and v.get("n_nonfinite") for v in column):
+            parts.append("n_nonfinite")
+        spread.append(parts)
+        header += [f"{key}_{part}" for part in parts]
+    rows = []
+    for raw, shown in zip(table.raw, table.rows, strict=True):
+        cells: list[Any] = []
+        for value, text, parts in zip(raw, shown, spread, strict=True):
+            if parts is not None:
+                cells += [value.get(p) if _is_stats(value) else None for p in parts]
+            elif value is None or isinstance(value, int | float):
+                cells.append(value)
+            else:
+                cells.append(text)
+        rows.append([_plain(c) for c in cells])
+    return header, rows
+
+
 def _markdown_cell(text: str) -> str:
     """A cell safe inside a pipe table."""
     return text.replace("|", "\\|").replace("\n", " ")
@@ -37,10 +78,10 @@ def export_table(table: Table, format: Literal["csv", "json", "markdown"]) -> st
     table : Table
         Any table from this module.
     format : {"csv", "json", "markdown"}
-        "csv": the displayed cells, header first, "\\n" line ends (csv module quoting);
-        "json": a list of row objects, `Table.keys` (field paths, metric names) -> raw
-        value (metric cells as {"mean", "std", "n", "n_nonfinite"} in the metric's own
-        units: accuracies as fractions, not %; NaN as null);
+        "csv" and "json": raw numbers, one column per number: header (CSV) or row-object
+        keys (JSON) are `Table.keys` (field paths, metric names); a statistics cell
+        becomes KEY_mean, KEY_std, KEY_n in the metric's own units (accuracies as
+        fractions, not %), never "mean ± std" text; NaN is empty (CSV) or null (JSON);
         "markdown": a GitHub pipe table of the displayed cells, metric columns right-aligned.
 
     Returns
@@ -49,13 +90,16 @@ def export_table(table: Table, format: Literal["csv", "json", "markdown"]) -> st
         Ending with a newline.
     """
     if format == "csv":
+        header, rows = _flat_records(table)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(table.columns)
-        writer.writerows(table.rows)
+        writer.writerow(header)
+        writer.writerows([["" if c is None else c for c in row] for row in rows])
         return buffer.getvalue()
     if format == "json":
-        return json.dumps(_plain(table.records()), indent=2, ensure_ascii=False) + "\n"
+        header, rows = _flat_records(table)
+        records = [dict(zip(header, row, strict=True)) for row in rows]
+        return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
     if format == "markdown":
         metrics = table.metrics or [None] * len(table.columns)
         lines = [

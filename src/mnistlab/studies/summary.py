@@ -64,13 +64,20 @@ def summary_of(spec: StudySpec, runs: list[RunRecord], sort: str | None = None) 
     return summary_table(trained, columns, sort, title=f"{spec.name}: summary")
 
 
-def study_report(
-    name: str, results: Path, *, sort: str | None = None, with_runs: bool = False
-) -> Report:
-    """Every table of a study: summary, selection, cross-validation, problem runs."""
+TableKind = Literal["summary", "selection", "cv", "runs"]
+TABLE_KINDS: tuple[TableKind, ...] = ("summary", "selection", "cv", "runs")
+
+
+def study_tables(name: str, results: Path, *, sort: str | None = None) -> dict[TableKind, Table]:
+    """Every table `show` can print, by kind: summary, selection (the `select` block's best
+    settings), cv (cross-validation with its best setting) and runs; a kind the study
+    does not have (no `select`, no `cross_validation`) is absent."""
     with existing_store(results) as store:
-        spec, runs = _load(store, name, results)
-    report = Report(name, spec.description, [summary_of(spec, runs, sort)])
+        return _tables(*_load(store, name, results), sort)
+
+
+def _tables(spec: StudySpec, runs: list[RunRecord], sort: str | None) -> dict[TableKind, Table]:
+    tables: dict[TableKind, Table] = {"summary": summary_of(spec, runs, sort)}
     trained = [r for r in runs if r.role == "train"]
     if spec.select is not None:
         chosen = select_best(
@@ -80,14 +87,26 @@ def study_report(
             spec.select.mode,
             spec.select.best_repetition_by,
         )
-        report.tables.append(selection_table(chosen))
+        tables["selection"] = selection_table(chosen)
     cv = spec.cross_validation
     if cv is not None:
-        rows = cv_summary(runs, cv.metric, list(cv.grid))
-        report.tables.append(cv_table(rows))
+        tables["cv"] = cv_table(cv_summary(runs, cv.metric, list(cv.grid)))
+    tables["runs"] = runs_table(runs)
+    return tables
+
+
+def study_report(
+    name: str, results: Path, *, sort: str | None = None, with_runs: bool = False
+) -> Report:
+    """Every table of a study: summary, selection, cross-validation, problem runs."""
+    with existing_store(results) as store:
+        spec, runs = _load(store, name, results)
+    tables = _tables(spec, runs, sort)
+    report = Report(name, spec.description, [tables.pop("summary")])
+    report.tables += [tables[kind] for kind in ("selection", "cv") if kind in tables]
     problems = [r for r in runs if r.status in PROBLEMS]
     if with_runs:
-        report.tables.append(runs_table(runs))
+        report.tables.append(tables["runs"])
     elif problems:
         report.tables.append(runs_table(problems, title="diverged or failed runs"))
     return report
@@ -106,8 +125,18 @@ def compare_studies(a: str, b: str, results: Path) -> Table:
     return compare_tables(first, second, keys, names=(a, b))
 
 
-def export_study(name: str, results: Path, format: Literal["csv", "json", "markdown"]) -> str:
-    """A study's summary table as CSV, JSON (raw numbers) or a Markdown table."""
-    with existing_store(results) as store:
-        spec, runs = _load(store, name, results)
-    return export_table(summary_of(spec, runs), format)
+def export_study(
+    name: str,
+    results: Path,
+    format: Literal["csv", "json", "markdown"],
+    table: TableKind = "summary",
+) -> str:
+    """One of a study's tables as CSV, JSON (raw numbers) or a Markdown table.
+
+    A table the study does not have (`selection` without a `select` block, `cv` without
+    `cross_validation`) is a one-line `StoreError` saying which it has.
+    """
+    tables = study_tables(name, results)
+    if table not in tables:
+        raise StoreError(f"study {name!r} has no {table} table (it has: {', '.join(tables)})")
+    return export_table(tables[table], format)
