@@ -27,7 +27,9 @@ from mnistlab.training.engines import compiled_kernels as kernels
 from mnistlab.training.spec import TrainSpec
 
 if TYPE_CHECKING:
-    from mnistlab.training.callbacks import Events
+    from collections.abc import Iterable
+
+    from mnistlab.training.callbacks import Callback, Events
     from mnistlab.training.loop import RunState, Split
     from mnistlab.training.schedules import Schedule
 
@@ -58,9 +60,30 @@ LOSS_CODES = {"mse": kernels.MSE, "mae": kernels.MAE}
 
 
 class NormProbe(Protocol):
-    """A callback that averages per-tensor gradient norms over an epoch's steps."""
+    """A callback that averages per-tensor gradient norms over the steps it samples.
+
+    The compiled engine sums the norms of each kernel and bias (model parameter order)
+    every `every_n_steps` steps inside the kernels and hands each epoch's sums over.
+    """
+
+    every_n_steps: int
 
     def add_gradient_norms(self, sums: np.ndarray, steps: int) -> None: ...
+
+
+def callbacks_unsupported(callbacks: Iterable[Callback]) -> str | None:
+    """Why the compiled engine cannot serve these callbacks, or None when it can.
+
+    It calls no callback per step: those that need steps must be gradient-norm probes
+    (`NormProbe`), all sampling at one period.
+    """
+    stepped = [c for c in callbacks if c.every_n_steps > 0]
+    for callback in stepped:
+        if not hasattr(callback, "add_gradient_norms"):
+            return f"callback {type(callback).__name__} runs every {callback.every_n_steps} steps"
+    if len({c.every_n_steps for c in stepped}) > 1:
+        return "gradient-norm probes sampling at different periods"
+    return None
 
 
 def compiled_unsupported(model: nn.Module, spec: TrainSpec, train: Split) -> str | None:
@@ -240,7 +263,7 @@ class CompiledNet:
         draws: np.ndarray,
         position: tuple[int, int],
         out: tuple[np.ndarray, np.ndarray, np.ndarray],
-        probe: bool,
+        probe: tuple[int, int],
     ) -> ChunkResult:
         """Train the steps whose rows `starts` delimits, on the buffers (after `load`).
 
@@ -251,7 +274,8 @@ class CompiledNet:
         lrs : float64, each step's learning rate; draws : float32, the chunk's dropout draws.
         position : (index of the chunk's first step in its epoch, the epoch's steps).
         out : losses float32 and correct counts int64 per step, gradient-norm sums float64.
-        probe : accumulate gradient norms into out[2].
+        probe : (the run's steps before the chunk, sampling period): gradient norms of every
+            step whose count is a multiple of the period (0: none) are added to out[2].
         """
         x, labels, targets = data
         losses, correct, norm_sums = out
@@ -283,7 +307,8 @@ class CompiledNet:
             position[0],
             position[1],
             CHECK_EVERY,
-            probe,
+            probe[0],
+            probe[1],
             losses,
             correct,
             norm_sums,
@@ -344,8 +369,8 @@ def train_epoch_compiled(
     run : the run's state; `compiled_unsupported` is None for its model and spec.
     schedule : gives the learning rate of every step.
     train : `x` float32 (N, D), `y` int64 class ids (N,) or regression targets.
-    events : callbacks with a gradient-norm probe (`add_gradient_norms`) get the epoch's
-        per-tensor sums; no callback is called per step.
+    events : gradient-norm probes (`NormProbe`) get the epoch's per-tensor sums; no
+        callback is called per step (`callbacks_unsupported` is None for them).
 
     Returns
     -------
@@ -366,7 +391,9 @@ def train_epoch_compiled(
     losses = np.zeros(steps, dtype=np.float32)
     correct = np.zeros(steps, dtype=np.int64)
     norm_sums = np.zeros(len(net.params))
-    probes: list[NormProbe] = [c for c in events.callbacks if hasattr(c, "add_gradient_norms")]
+    probes: list[NormProbe] = [c for c in events.callbacks if c.every_n_steps > 0]
+    every = probes[0].every_n_steps if probes else 0
+    first = run.step
     chunk = chunk_steps(net.draws_per_row * int(sizes.max()))
     done, bad = 0, None
     while done < steps and bad is None:
@@ -374,23 +401,16 @@ def train_epoch_compiled(
         count = net.draws_per_row * int(starts[end] - starts[done])
         draws = torch.rand(count, generator=model.generator).numpy()
         out = (losses[done:end], correct[done:end], norm_sums)
-        result = net.train(
-            data,
-            rows,
-            starts[done : end + 1],
-            lrs[done:end],
-            draws,
-            (done, steps),
-            out,
-            bool(probes),
-        )
+        steps_in = (starts[done : end + 1], lrs[done:end], draws)
+        result = net.train(data, rows, *steps_in, (done, steps), out, (first + done, every))
         done += result.done
         bad = result.first_bad
     net.store()
     run.step += done
     run.optimizer.param_groups[0]["lr"] = float(lrs[done - 1])
-    for probe in probes:
-        probe.add_gradient_norms(norm_sums, done)
+    sampled = (first + done) // every - first // every if every else 0
+    for callback in probes:
+        callback.add_gradient_norms(norm_sums, sampled)
     hits = torch.tensor(int(correct[:done].sum()))
     logs = _weighted_logs(
         torch.from_numpy(losses), hits, torch.from_numpy(sizes[:done]).float(), spec

@@ -163,7 +163,7 @@ def _activate(code, parameter, z, a, nb):
     elif code == RELU:
         for r in range(nb):
             for j in range(n):
-                a[r, j] = z[r, j] if z[r, j] > ZERO else ZERO
+                a[r, j] = ZERO if z[r, j] <= ZERO else z[r, j]  # NaN stays NaN, as torch
     elif code == LEAKY_RELU:
         for r in range(nb):
             for j in range(n):
@@ -191,7 +191,7 @@ def _activation_backward(code, parameter, delta, z, a, nb):
     elif code == RELU:
         for r in range(nb):
             for j in range(n):
-                if not z[r, j] > ZERO:
+                if z[r, j] <= ZERO:
                     delta[r, j] = ZERO
     elif code == LEAKY_RELU:
         for r in range(nb):
@@ -511,7 +511,8 @@ def train_steps(
     first_step,
     epoch_steps,
     check_every,
-    probe,
+    first_iteration,
+    probe_every,
     losses,
     correct,
     norm_sums,
@@ -535,7 +536,9 @@ def train_steps(
     loss_kind : CROSS_ENTROPY, MSE or MAE; threshold : float32 divergence bound (inf: none).
     first_step, epoch_steps : where the chunk starts in its epoch, and the epoch's length;
         a bad loss stops training at the end of its group of `check_every` epoch steps.
-    probe : accumulate each gradient tensor's norm into norm_sums (float64 (2L,)).
+    first_iteration, probe_every : the run's step count before the chunk; every
+        `probe_every` run steps (0: never) each gradient tensor's norm is added to
+        norm_sums (float64 (2L,)), as a callback sampling every n steps would see it.
     losses : float32 (steps,), correct : int64 (steps,): written per step.
     """
     layers = len(widths) - 1
@@ -567,7 +570,7 @@ def train_steps(
     norms = np.zeros(tensors)
     scales = np.ones(tensors)
     regularized = np.any(l1 > 0) or np.any(l2 > 0)
-    need_norms = probe or clip[CLIPNORM] > 0 or clip[GLOBAL_CLIPNORM] > 0
+    clipping = clip[CLIPNORM] > 0 or clip[GLOBAL_CLIPNORM] > 0
     limit = clip[CLIPVALUE] if clip[CLIPVALUE] > 0 else np.inf
     position = 0
     first_bad = -1
@@ -653,7 +656,8 @@ def train_steps(
         losses[s] = loss
         correct[s] = hits
         # the update
-        if need_norms:
+        probe = probe_every > 0 and (first_iteration + s + 1) % probe_every == 0
+        if probe or clipping:
             _norms(grads, bounds, norms)
             if probe:
                 norm_sums += norms
