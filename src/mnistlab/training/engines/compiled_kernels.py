@@ -75,15 +75,23 @@ U_PRODUCT = 0
 
 @njit(cache=True, fastmath=FASTMATH)
 def _forward_natural(h, nb, w, b, z):
-    """z[:nb] = h[:nb] @ w + b for w of shape (in, out)."""
+    """z[:nb] = h[:nb] @ w + b for w of shape (in, out), rows in pairs (one read of w)."""
     n_in, n_out = w.shape
     for r in range(nb):
         for j in range(n_out):
             z[r, j] = b[j]
+    for r in range(0, nb - 1, 2):
         for k in range(n_in):
-            v = h[r, k]
+            u, v = h[r, k], h[r + 1, k]
             for j in range(n_out):
-                z[r, j] += v * w[k, j]
+                z[r, j] += u * w[k, j]
+                z[r + 1, j] += v * w[k, j]
+    if nb % 2:
+        r = nb - 1
+        for k in range(n_in):
+            u = h[r, k]
+            for j in range(n_out):
+                z[r, j] += u * w[k, j]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -96,32 +104,79 @@ def _backward_natural(h, delta, nb, w, gw, gb, previous, need_previous):
         for j in range(n_out):
             gb[j] += delta[r, j]
     for k in range(n_in):
-        v = h[0, k]
-        for j in range(n_out):
-            gw[k, j] = v * delta[0, j]
-        for r in range(1, nb):
-            v = h[r, k]
+        start = 0
+        if nb % 2:  # an odd row first, then pairs: one pass over gw per pair
+            u = h[0, k]
             for j in range(n_out):
-                gw[k, j] += v * delta[r, j]
+                gw[k, j] = u * delta[0, j]
+            start = 1
+        else:
+            u, v = h[0, k], h[1, k]
+            for j in range(n_out):
+                gw[k, j] = u * delta[0, j] + v * delta[1, j]
+            start = 2
+        for r in range(start, nb - 1, 2):
+            u, v = h[r, k], h[r + 1, k]
+            for j in range(n_out):
+                gw[k, j] += u * delta[r, j] + v * delta[r + 1, j]
     if need_previous:
-        for r in range(nb):
-            for k in range(n_in):
-                s = ZERO
-                for j in range(n_out):
-                    s += delta[r, j] * w[k, j]
-                previous[r, k] = s
+        _row_dots(delta, nb, w, previous)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _row_dots(v, nb, m, out):
+    """out[r, i] = v[r] · m[i] for r < nb and every row i of m: two v rows against four m
+    rows at a time (eight independent sums, each m row read once per pair)."""
+    rows, n = m.shape
+    quads = rows - rows % 4
+    for r in range(0, nb - 1, 2):
+        for i in range(0, quads, 4):
+            s0, s1, s2, s3 = ZERO, ZERO, ZERO, ZERO
+            t0, t1, t2, t3 = ZERO, ZERO, ZERO, ZERO
+            for k in range(n):
+                x, y = v[r, k], v[r + 1, k]
+                s0 += x * m[i, k]
+                s1 += x * m[i + 1, k]
+                s2 += x * m[i + 2, k]
+                s3 += x * m[i + 3, k]
+                t0 += y * m[i, k]
+                t1 += y * m[i + 1, k]
+                t2 += y * m[i + 2, k]
+                t3 += y * m[i + 3, k]
+            out[r, i], out[r, i + 1], out[r, i + 2], out[r, i + 3] = s0, s1, s2, s3
+            out[r + 1, i], out[r + 1, i + 1], out[r + 1, i + 2], out[r + 1, i + 3] = t0, t1, t2, t3
+        for i in range(quads, rows):
+            s, t = ZERO, ZERO
+            for k in range(n):
+                s += v[r, k] * m[i, k]
+                t += v[r + 1, k] * m[i, k]
+            out[r, i], out[r + 1, i] = s, t
+    if nb % 2:
+        r = nb - 1
+        for i in range(0, quads, 4):
+            s0, s1, s2, s3 = ZERO, ZERO, ZERO, ZERO
+            for k in range(n):
+                x = v[r, k]
+                s0 += x * m[i, k]
+                s1 += x * m[i + 1, k]
+                s2 += x * m[i + 2, k]
+                s3 += x * m[i + 3, k]
+            out[r, i], out[r, i + 1], out[r, i + 2], out[r, i + 3] = s0, s1, s2, s3
+        for i in range(quads, rows):
+            s = ZERO
+            for k in range(n):
+                s += v[r, k] * m[i, k]
+            out[r, i] = s
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _forward_transposed(h, nb, w, b, z):
     """z[:nb] = h[:nb] @ wᵀ + b for w of shape (out, in)."""
-    n_out, n_in = w.shape
-    for j in range(n_out):
-        for r in range(nb):
-            s = ZERO
-            for k in range(n_in):
-                s += h[r, k] * w[j, k]
-            z[r, j] = s + b[j]
+    n_out = w.shape[0]
+    _row_dots(h, nb, w, z)
+    for r in range(nb):
+        for j in range(n_out):
+            z[r, j] += b[j]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -129,19 +184,36 @@ def _backward_transposed(h, delta, nb, w, gw, gb, previous, need_previous):
     """gw = δᵀ·h[:nb] (out, in), gb = Σ δ; previous[:nb] = δ·w when `need_previous`."""
     n_out, n_in = w.shape
     for j in range(n_out):
-        d = delta[0, j]
-        gb[j] = d
-        for k in range(n_in):
-            gw[j, k] = d * h[0, k]
+        gb[j] = delta[0, j]
         for r in range(1, nb):
-            d = delta[r, j]
-            gb[j] += d
+            gb[j] += delta[r, j]
+        start = 0
+        if nb % 2:  # an odd row first, then pairs: one pass over gw per pair
+            d = delta[0, j]
             for k in range(n_in):
-                gw[j, k] += d * h[r, k]
+                gw[j, k] = d * h[0, k]
+            start = 1
+        else:
+            d, e = delta[0, j], delta[1, j]
+            for k in range(n_in):
+                gw[j, k] = d * h[0, k] + e * h[1, k]
+            start = 2
+        for r in range(start, nb - 1, 2):
+            d, e = delta[r, j], delta[r + 1, j]
+            for k in range(n_in):
+                gw[j, k] += d * h[r, k] + e * h[r + 1, k]
     if need_previous:
         for r in range(nb):
             for k in range(n_in):
                 previous[r, k] = ZERO
+        for r in range(0, nb - 1, 2):
+            for j in range(n_out):
+                d, e = delta[r, j], delta[r + 1, j]
+                for k in range(n_in):
+                    previous[r, k] += d * w[j, k]
+                    previous[r + 1, k] += e * w[j, k]
+        if nb % 2:
+            r = nb - 1
             for j in range(n_out):
                 d = delta[r, j]
                 for k in range(n_in):
