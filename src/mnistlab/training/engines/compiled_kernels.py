@@ -125,48 +125,40 @@ def _backward_natural(h, delta, nb, w, gw, gb, previous, need_previous):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _row_dots(v, nb, m, out):
-    """out[r, i] = v[r] · m[i] for r < nb and every row i of m: two v rows against four m
-    rows at a time (eight independent sums, each m row read once per pair)."""
+    """out[r, i] = v[r] · m[i] for r < nb and every row i of m, rows of v in pairs."""
+    for r in range(0, nb - 1, 2):
+        _pair_dots(v[r], v[r + 1], m, out[r], out[r + 1])
+    if nb % 2:  # the odd row as a pair with itself: the same sums twice
+        _pair_dots(v[nb - 1], v[nb - 1], m, out[nb - 1], out[nb - 1])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _pair_dots(x, y, m, out_x, out_y):
+    """out_x[i] = x · m[i], out_y[i] = y · m[i]: four rows of m at a time, eight independent
+    sums, each row of m read once for both."""
     rows, n = m.shape
     quads = rows - rows % 4
-    for r in range(0, nb - 1, 2):
-        for i in range(0, quads, 4):
-            s0, s1, s2, s3 = ZERO, ZERO, ZERO, ZERO
-            t0, t1, t2, t3 = ZERO, ZERO, ZERO, ZERO
-            for k in range(n):
-                x, y = v[r, k], v[r + 1, k]
-                s0 += x * m[i, k]
-                s1 += x * m[i + 1, k]
-                s2 += x * m[i + 2, k]
-                s3 += x * m[i + 3, k]
-                t0 += y * m[i, k]
-                t1 += y * m[i + 1, k]
-                t2 += y * m[i + 2, k]
-                t3 += y * m[i + 3, k]
-            out[r, i], out[r, i + 1], out[r, i + 2], out[r, i + 3] = s0, s1, s2, s3
-            out[r + 1, i], out[r + 1, i + 1], out[r + 1, i + 2], out[r + 1, i + 3] = t0, t1, t2, t3
-        for i in range(quads, rows):
-            s, t = ZERO, ZERO
-            for k in range(n):
-                s += v[r, k] * m[i, k]
-                t += v[r + 1, k] * m[i, k]
-            out[r, i], out[r + 1, i] = s, t
-    if nb % 2:
-        r = nb - 1
-        for i in range(0, quads, 4):
-            s0, s1, s2, s3 = ZERO, ZERO, ZERO, ZERO
-            for k in range(n):
-                x = v[r, k]
-                s0 += x * m[i, k]
-                s1 += x * m[i + 1, k]
-                s2 += x * m[i + 2, k]
-                s3 += x * m[i + 3, k]
-            out[r, i], out[r, i + 1], out[r, i + 2], out[r, i + 3] = s0, s1, s2, s3
-        for i in range(quads, rows):
-            s = ZERO
-            for k in range(n):
-                s += v[r, k] * m[i, k]
-            out[r, i] = s
+    for i in range(0, quads, 4):
+        s0, s1, s2, s3 = ZERO, ZERO, ZERO, ZERO
+        t0, t1, t2, t3 = ZERO, ZERO, ZERO, ZERO
+        for k in range(n):
+            a, b = x[k], y[k]
+            s0 += a * m[i, k]
+            s1 += a * m[i + 1, k]
+            s2 += a * m[i + 2, k]
+            s3 += a * m[i + 3, k]
+            t0 += b * m[i, k]
+            t1 += b * m[i + 1, k]
+            t2 += b * m[i + 2, k]
+            t3 += b * m[i + 3, k]
+        out_x[i], out_x[i + 1], out_x[i + 2], out_x[i + 3] = s0, s1, s2, s3
+        out_y[i], out_y[i + 1], out_y[i + 2], out_y[i + 3] = t0, t1, t2, t3
+    for i in range(quads, rows):
+        s, t = ZERO, ZERO
+        for k in range(n):
+            s += x[k] * m[i, k]
+            t += y[k] * m[i, k]
+        out_x[i], out_y[i] = s, t
 
 
 @njit(cache=True, fastmath=FASTMATH)
