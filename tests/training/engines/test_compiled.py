@@ -1,0 +1,264 @@
+"""The compiled engine against autograd: same weights, History, probes and divergence."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mnistlab.data import Split
+from mnistlab.models import MLPSpec, build_mlp
+from mnistlab.runtime import make_generator
+from mnistlab.training import loop
+from mnistlab.training.callbacks import Callback, GradientNorms
+from mnistlab.training.engines import compiled
+from mnistlab.training.loop import RunSeeds
+from mnistlab.training.spec import TrainSpec
+
+WEIGHTS = {"rtol": 1e-5, "atol": 1e-6}
+HISTORY = {"rtol": 1e-6, "atol": 1e-7}
+STEPS = 200  # 4 epochs of 50 batches of 4
+OPTIMIZERS = {
+    "sgd": {"name": "sgd", "learning_rate": 0.1},
+    "momentum": {"name": "sgd", "learning_rate": 0.02, "momentum": 0.9},
+    "nesterov": {"name": "sgd", "learning_rate": 0.02, "momentum": 0.9, "nesterov": True},
+    "adam": {"name": "adam", "learning_rate": 0.005},
+    "amsgrad": {"name": "adam", "learning_rate": 0.005, "amsgrad": True},
+    "adamw": {"name": "adamw", "learning_rate": 0.005},
+    "nadam": {"name": "nadam", "learning_rate": 0.005},
+    "rmsprop": {"name": "rmsprop", "learning_rate": 0.005},
+    "rmsprop_centered_momentum": {
+        "name": "rmsprop",
+        "learning_rate": 0.002,
+        "momentum": 0.5,
+        "centered": True,
+    },
+    "adagrad": {"name": "adagrad", "learning_rate": 0.05},
+    "adadelta": {"name": "adadelta", "learning_rate": 1.0},
+    "sgd_clipnorm": {"name": "sgd", "learning_rate": 0.1, "clipnorm": 0.5},
+    "sgd_clipvalue": {"name": "sgd", "learning_rate": 0.1, "clipvalue": 0.05},
+    "adam_global_clipnorm": {"name": "adam", "learning_rate": 0.005, "global_clipnorm": 0.5},
+}
+LEGACY = {
+    "nadam_legacy": {"name": "nadam", "learning_rate": 0.005, "legacy": True},
+    "rmsprop_legacy": {"name": "rmsprop", "learning_rate": 0.005, "legacy": True},
+    "adagrad_legacy": {"name": "adagrad", "learning_rate": 0.05, "legacy": True},
+}
+
+
+def _data(n: int = 200, seed: int = 0) -> Split:
+    """Three overlapping Gaussian blobs in 20 dimensions."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.eye(3, 20)[y] * 1.5 + torch.randn(n, 20, generator=g)
+    return Split(x=x, y=y)
+
+
+def _net(seed: int = 0, **fields):
+    spec = MLPSpec(**{"hidden": (12,), **fields})
+    return build_mlp(spec, 20, 3, make_generator(RunSeeds.from_seed(seed).init))
+
+
+def _fit(model, data, spec, engine, monkeypatch, **kwargs):
+    """`fit` on autograd, or with its epoch trained by the compiled engine."""
+    if engine == "compiled":
+        with monkeypatch.context() as patch:
+            patch.setattr(loop, "_train_epoch", compiled.train_epoch_compiled)
+            return loop.fit(model, data, spec, seed=3, engine="autograd", **kwargs)
+    return loop.fit(model, data, spec, seed=3, engine="autograd", **kwargs)
+
+
+def _both(monkeypatch, model_fields: dict, train_fields: dict, data: Split | None = None):
+    """Fit the same model with each engine; returns [(model, history)], autograd first."""
+    spec = TrainSpec(
+        **{"optimizer": OPTIMIZERS["sgd"], "epochs": 4, "batch_size": 4, **train_fields}
+    )
+    runs = []
+    for engine in ("autograd", "compiled"):
+        model = _net(**model_fields)
+        history = _fit(model, data or _data(), spec, engine, monkeypatch)
+        runs.append((model, history))
+    return runs
+
+
+def _assert_same(runs) -> None:
+    (ref_model, ref), (model, history) = runs
+    for name, value in ref_model.state_dict().items():
+        torch.testing.assert_close(model.state_dict()[name], value, **WEIGHTS, msg=name)
+    for (name, p_ref), (_, p) in zip(
+        ref_model.named_parameters(), model.named_parameters(), strict=True
+    ):
+        torch.testing.assert_close(p.grad, p_ref.grad, **WEIGHTS, msg=f"{name}.grad")
+    assert history.status == ref.status
+    assert history.diverged_at == ref.diverged_at
+    assert history.epoch == ref.epoch
+    for key in ref.history:
+        if key != "time":
+            torch.testing.assert_close(
+                torch.tensor(history.history[key], dtype=torch.float64),
+                torch.tensor(ref.history[key], dtype=torch.float64),
+                **HISTORY,
+                msg=key,
+            )
+
+
+# --- compiled == autograd ---
+
+
+@pytest.mark.parametrize("optimizer", [*OPTIMIZERS, *LEGACY])
+def test_compiled_matches_autograd_under_every_optimizer(optimizer, monkeypatch) -> None:
+    settings = OPTIMIZERS.get(optimizer) or LEGACY[optimizer]
+    runs = _both(
+        monkeypatch,
+        {"hidden": (12, 8), "activation": ("relu", "tanh"), "kernel_regularizer": {"l2": 0.01}},
+        {"optimizer": settings},
+    )
+    _assert_same(runs)
+    assert runs[1][0].dense_layers[0].kernel.grad is not None
+    assert runs[0][1].history["loss"][-1] < runs[0][1].history["loss"][0]
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "linear", "leaky_relu", "elu"])
+def test_compiled_matches_autograd_for_every_activation(activation, monkeypatch) -> None:
+    spec = {"leaky_relu": {"name": "leaky_relu", "negative_slope": 0.2}}
+    spec["elu"] = {"name": "elu", "alpha": 0.7}
+    _assert_same(_both(monkeypatch, {"activation": spec.get(activation, activation)}, {}))
+
+
+def test_compiled_matches_autograd_with_dropout_and_penalties(monkeypatch) -> None:
+    fields = {
+        "hidden": (12, 8),
+        "activation": ("relu", "sigmoid"),
+        "dropout": (0.3, 0.2),
+        "input_dropout": 0.1,
+        "output": "linear",
+        "output_dropout": 0.1,
+        "kernel_regularizer": {"l2": 1e-3},
+        "bias_regularizer": {"l1": 1e-3},
+        "output_kernel_regularizer": {"l1": 1e-3, "l2": 1e-3},
+    }
+    _assert_same(_both(monkeypatch, fields, {"optimizer": OPTIMIZERS["momentum"]}))
+
+
+def test_dropout_draws_span_chunks(monkeypatch) -> None:
+    monkeypatch.setattr(compiled, "DRAW_BUDGET", 40 * 100)  # 32-step chunks
+    assert compiled.chunk_steps(100) == 32
+    fields = {"hidden": (12,), "dropout": 0.4, "input_dropout": 0.2}
+    _assert_same(_both(monkeypatch, fields, {"epochs": 2}))
+
+
+def test_compiled_matches_autograd_unshuffled_scheduled_and_stepped(monkeypatch) -> None:
+    train = {
+        "shuffle": False,
+        "batch_size": 7,
+        "steps_per_epoch": 33,
+        "schedule": {"kind": "exponential", "decay_steps": 10, "decay_rate": 0.5},
+    }
+    runs = _both(monkeypatch, {"hidden": (), "output": "linear"}, train)
+    _assert_same(runs)
+    assert runs[1][1].history["learning_rate"][-1] < 0.1
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+def test_compiled_matches_autograd_for_regression_losses(loss, monkeypatch) -> None:
+    runs = _both(monkeypatch, {"output": "linear"}, {"loss": loss})
+    _assert_same(runs)
+    assert "accuracy" not in runs[1][1].history
+
+
+# --- probes ---
+
+
+class _NormSums(Callback):
+    """A gradient-norm probe as the compiled engine feeds it: per-epoch means of each tensor."""
+
+    def __init__(self, every_n_steps: int) -> None:
+        self.every_n_steps = every_n_steps
+        self.per_epoch: list[np.ndarray] = []
+
+    def add_gradient_norms(self, sums: np.ndarray, steps: int) -> None:
+        self.per_epoch.append(sums / steps)
+
+
+@pytest.mark.parametrize("every", [1, 3])
+def test_gradient_norms_are_the_torch_loops(every, monkeypatch) -> None:
+    spec = TrainSpec(optimizer=OPTIMIZERS["nesterov"], epochs=2, batch_size=4)
+    reference, probe = GradientNorms(every_n_steps=every), _NormSums(every)
+    model = _net(hidden=(12, 8))
+    _fit(model, _data(), spec, "autograd", monkeypatch, callbacks=[reference])
+    _fit(_net(hidden=(12, 8)), _data(), spec, "compiled", monkeypatch, callbacks=[probe])
+    names = [name for name, _ in model.named_parameters()]
+    assert len(probe.per_epoch) == 2
+    for epoch, means in enumerate(probe.per_epoch):
+        expected = [reference.per_epoch[name][epoch] for name in names]
+        np.testing.assert_allclose(means, expected, rtol=1e-5)
+
+
+# --- divergence ---
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_nan_input_diverges_at_the_same_batch(shuffle: bool, monkeypatch) -> None:
+    data = _data(n=400)
+    data.x[301, 4] = math.nan  # unshuffled: batch 301 // 4 = 75, past two periodic checks
+    runs = _both(monkeypatch, {}, {"batch_size": 4, "shuffle": shuffle}, data=data)
+    (_, ref), (_, history) = runs
+    assert ref.status == history.status == "diverged"
+    assert history.diverged_at == ref.diverged_at
+    if not shuffle:
+        assert history.diverged_at == (0, 75)
+    assert math.isnan(history.history["loss"][0])
+    assert history.history["accuracy"] == pytest.approx(ref.history["accuracy"])
+
+
+@pytest.mark.parametrize("threshold", [None, 5.0])
+def test_exploding_runs_diverge_at_the_same_batch(threshold, monkeypatch) -> None:
+    train = {"optimizer": {"name": "sgd", "learning_rate": 50.0}}
+    runs = _both(monkeypatch, {"activation": "relu"}, {**train, "divergence_threshold": threshold})
+    assert runs[0][1].status == runs[1][1].status == "diverged"
+    assert runs[1][1].diverged_at == runs[0][1].diverged_at
+
+
+# --- what the engine takes ---
+
+
+def test_supports_the_vanishing_gradient_workload() -> None:
+    hidden = (15, 25, 50, 75, 100, 150)
+    model = build_mlp(MLPSpec(hidden=hidden, activation="sigmoid"), 784, 10, make_generator(0))
+    spec = TrainSpec(optimizer={"name": "sgd", "learning_rate": 0.01}, batch_size=2)
+    train = Split(x=torch.zeros(4, 784), y=torch.zeros(4, dtype=torch.int64))
+    assert compiled.compiled_unsupported(model, spec, train) is None
+
+
+@pytest.mark.parametrize(
+    ("model_fields", "train_fields", "reason"),
+    [
+        ({"batch_norm": "before"}, {}, "batch normalisation"),
+        ({}, {"clip_probabilities": True}, "clip_probabilities"),
+        ({}, {"augment": {"rotation_range": 10}}, "augmentation"),
+    ],
+)
+def test_refuses_what_it_does_not_implement(model_fields, train_fields, reason) -> None:
+    spec = TrainSpec(**{"optimizer": "sgd", **train_fields})
+    assert reason in compiled.compiled_unsupported(_net(**model_fields), spec, _data())
+
+
+def test_refuses_other_modules_inputs_labels_and_frozen_weights() -> None:
+    spec = TrainSpec(optimizer="sgd")
+    data = _data()
+    assert "not an MLPNet" in compiled.compiled_unsupported(torch.nn.Linear(20, 3), spec, data)
+    one_hot = Split(x=data.x, y=torch.nn.functional.one_hot(data.y, 3).float())
+    assert "int64 class ids" in compiled.compiled_unsupported(_net(), spec, one_hot)
+    doubles = Split(x=data.x.double(), y=data.y)
+    assert "not float32" in compiled.compiled_unsupported(_net(), spec, doubles)
+    frozen = _net()
+    frozen.dense_layers[0].kernel.requires_grad_(False)
+    assert compiled.compiled_unsupported(frozen, spec, data) == "frozen parameters"
+
+
+def test_refuses_callbacks_that_need_every_step() -> None:
+    assert compiled.callbacks_unsupported([_NormSums(1), Callback()]) is None
+    reason = compiled.callbacks_unsupported([GradientNorms(every_n_steps=2)])
+    assert reason == "callback GradientNorms runs every 2 steps"
+    mixed = compiled.callbacks_unsupported([_NormSums(1), _NormSums(2)])
+    assert mixed == "gradient-norm probes sampling at different periods"
