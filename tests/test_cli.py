@@ -352,3 +352,52 @@ def test_a_failed_train_exits_1_with_one_line(monkeypatch):
     result = invoke("train", "--dataset", "digits", "--hidden", "8")
     assert result.exit_code == 1, result.output
     assert "run failed: RuntimeError: out of memory" in result.output.splitlines()
+
+
+def test_set_and_variant_run_a_derived_study_beside_the_full_one(tiny_study, tmp_path):
+    results = str(tmp_path / "results")
+    ran = invoke(
+        "run",
+        str(tiny_study),
+        "--results",
+        results,
+        "--no-report",
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "model.activation=relu",
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "tiny-cli--epochs-1-activation-relu: ran 2 runs; 2 done" in ran.output
+    listed = invoke("studies", "--results", results)
+    assert "tiny-cli--epochs-1-activation-relu" in listed.output
+    assert "tiny-cli " not in listed.output  # the full study's name holds no runs
+    again = invoke(
+        "run",
+        str(tiny_study),
+        "--results",
+        results,
+        "--no-report",
+        "--set",
+        "training.epochs=1",
+        "--set",
+        "model.activation=relu",
+    )
+    assert "ran 0 runs" in again.output  # the same derivation resumes
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--set", "training.epochz=1"), "--set training.epochz: 'epochz' is not a field"),
+        (("--variant", "x"), "--variant: study 'tiny-cli' has no variants"),
+    ],
+)
+def test_bad_set_or_variant_is_one_line_exit_2(tiny_study, tmp_path, args, message):
+    for verb in ("check", "run"):
+        extra = ("--results", str(tmp_path / "r")) if verb == "run" else ()
+        result = invoke(verb, str(tiny_study), *extra, *args)
+        assert result.exit_code == 2
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], result.output
+    assert not (tmp_path / "r").exists()

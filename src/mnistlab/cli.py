@@ -237,6 +237,21 @@ def main() -> None:
 DEFAULT_STUDY = Path("studies/quickstart.yaml")
 Results = Annotated[Path, typer.Option(help="results folder (the store is mnistlab.db in it)")]
 StudyFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a study file")]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="PATH=VALUE over every run (repeatable), e.g. --set training.epochs=1; "
+        "the runs go to a derived study of their own name",
+    ),
+]
+VariantOption = Annotated[
+    list[str] | None,
+    typer.Option("--variant", help="run only this variant (repeatable), as a derived study"),
+]
+NameOption = Annotated[
+    str | None, typer.Option("--name", help="the derived study's name (with --set/--variant)")
+]
 
 
 class ExportTable(StrEnum):
@@ -284,20 +299,22 @@ def run(
     report: Annotated[
         bool, typer.Option(help="write <results>/<study>/report.html at the end")
     ] = True,
+    set_: SetOption = None,
+    variant: VariantOption = None,
+    name: NameOption = None,
 ) -> None:
     """Run a study: skip finished runs, run the rest, print its summary table, write its report."""
     from mnistlab.data.cache import DataCache
     from mnistlab.studies import (
         RunOptions,
         StudyProgress,
-        load_study,
         plan_study,
         run_study,
         study_report,
     )
 
     with _expected_errors():
-        spec = load_study(study)
+        spec, source, _ = _load_study(study, set_, variant, name)
         options = RunOptions(
             results=results,
             data_dir=data_dir,
@@ -312,7 +329,7 @@ def run(
             return
         data = DataCache(data_dir)  # read once, for the runs and the report
         with StudyProgress(err) as progress:
-            counts = run_study(spec, study.read_text(), replace(options, listener=progress), data)
+            counts = run_study(spec, source, replace(options, listener=progress), data)
         shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.counts.items()))
         out.print(f"{spec.name}: ran {counts.ran} runs; {shown}", highlight=False, soft_wrap=True)
         _render_report(study_report(spec.name, results))
@@ -326,15 +343,40 @@ def run(
 
 
 @app.command()
-def check(study: StudyFile) -> None:
+def check(
+    study: StudyFile,
+    set_: SetOption = None,
+    variant: VariantOption = None,
+    name: NameOption = None,
+) -> None:
     """Validate a study file and print how many runs it expands to; run nothing."""
     from mnistlab.analysis import captures_for
-    from mnistlab.studies import count_runs, load_study
+    from mnistlab.studies import count_runs
 
     with _expected_errors():
-        spec = load_study(study)
+        spec, _, derived = _load_study(study, set_, variant, name)
         captures_for(spec, str(study))  # the analyses' options are checked too
-        out.print(f"{study}: ok, {count_runs(spec)} runs", highlight=False, soft_wrap=True)
+        as_name = f" (as study {spec.name!r})" if derived else ""
+        out.print(f"{study}: ok, {count_runs(spec)} runs{as_name}", highlight=False, soft_wrap=True)
+
+
+def _load_study(
+    study: Path, sets: list[str] | None, variants: list[str] | None, name: str | None
+) -> tuple[Any, str, bool]:
+    """The study file (derived by `--set`/`--variant`/`--name`), its source text, if derived.
+
+    A derived study's source is the file's text with the derivation appended, so that the
+    store tells a changed derivation from a rerun of the same one.
+    """
+    from mnistlab.studies import derive_study, load_study
+
+    spec = load_study(study)
+    text = study.read_text(encoding="utf-8")
+    derived = derive_study(spec, sets or (), variants or (), name)
+    if derived is spec:
+        return spec, text, False
+    flags = [*(f"--set {s}" for s in sets or ()), *(f"--variant {v}" for v in variants or ())]
+    return derived, f"{text}\n# derived as {derived.name}: {' '.join(flags)}\n", True
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import BeforeValidator, Field, NonNegativeInt, PositiveInt, model_validator
 
 from mnistlab.data.features import FeatureStep
 from mnistlab.data.registry import dataset_names, get_dataset
@@ -55,7 +55,23 @@ class SubsetHead(Spec):
     n: PositiveInt  # rows
 
 
-SubsetSpec = Annotated[SubsetBalanced | SubsetRandom | SubsetHead, Field(discriminator="kind")]
+def _subset_kind(value: object) -> object:
+    """A subset written without `kind` takes the one its fields name: `{n: 2000}` the first
+    2000 rows, `{n, seed}` a random draw, `{per_class: 100}` a balanced one (as `--set
+    data.train_subset.n=2000` writes it)."""
+    if not isinstance(value, dict) or "kind" in value:
+        return value
+    if "per_class" in value:
+        return {"kind": "balanced", **value}
+    random = any(key in value for key in ("seed", "replace"))
+    return {"kind": "random" if random else "head", **value}
+
+
+SubsetSpec = Annotated[
+    SubsetBalanced | SubsetRandom | SubsetHead,
+    Field(discriminator="kind"),
+    BeforeValidator(_subset_kind),
+]
 
 # --- validation splits ---
 

@@ -1,5 +1,6 @@
 """Studies: study files expanded into hashed runs, run with resume, stored, summarised."""
 
+from mnistlab.studies.derive import derive_study
 from mnistlab.studies.expand import check_study, expand, refit_run, refit_runs
 from mnistlab.studies.options import ExecutorKind, RunOptions
 from mnistlab.studies.progress import StudyProgress
@@ -56,6 +57,7 @@ __all__ = [
     "compare_studies",
     "config_path_error",
     "count_runs",
+    "derive_study",
     "expand",
     "export_study",
     "list_studies",
