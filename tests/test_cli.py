@@ -401,3 +401,30 @@ def test_bad_set_or_variant_is_one_line_exit_2(tiny_study, tmp_path, args, messa
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and message in lines[0], result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_evaluate_each_epoch_feeds_the_zero_one_error(tiny_study, tmp_path):
+    results = str(tmp_path / "results")
+    ran = invoke(
+        "run",
+        str(tiny_study),
+        "--results",
+        results,
+        "--no-report",
+        "--name",
+        "ev",
+        "--set",
+        "training.evaluate_each_epoch=[train, test]",
+    )
+    assert ran.exit_code == 0, ran.output
+    from mnistlab.studies import open_store
+
+    with open_store(tmp_path / "results") as store:
+        runs = store.runs("ev")
+        history = store.history(runs[0].run_id)
+        assert len(history["train_eval_accuracy"]) == len(history["test_eval_loss"]) == 2
+        assert history["test_eval_accuracy"][-1] == pytest.approx(runs[0].metrics["test_accuracy"])
+    analyzed = invoke("analyze", "ev", "--analysis", "zero_one_error", "--results", results)
+    assert analyzed.exit_code == 0, analyzed.output
+    page = (tmp_path / "results" / "ev" / "analysis-zero_one_error.html").read_text()
+    assert "re-evaluated after each epoch in inference mode" in page

@@ -248,3 +248,19 @@ def test_validation_is_augmented_only_when_asked(augment_validation):
     history = fit(net, split, spec, val=split, seed=0)
     plain = evaluate(net, split, spec)["loss"]
     assert (history.history["val_loss"][0] != pytest.approx(plain, rel=1e-6)) == augment_validation
+
+
+def test_evaluate_on_logs_each_split_in_inference_mode_every_epoch():
+    train, test = _blobs(), _blobs(seed=2)
+    spec = TrainSpec(optimizer={"name": "adam", "learning_rate": 0.01}, epochs=3, batch_size=16)
+    net = _net(dropout=0.5)
+    history = fit(net, train, spec, evaluate_on={"train": train, "test": test})
+    assert len(history.history["train_eval_accuracy"]) == 3
+    assert len(history.history["test_eval_loss"]) == 3
+    final = evaluate(net, train, spec)  # the last epoch's re-evaluation is the final model's
+    assert history.last["train_eval_loss"] == pytest.approx(final["loss"], rel=1e-6)
+    assert history.last["train_eval_accuracy"] == pytest.approx(final["accuracy"])
+    # the running training-mode loss (dropout on, weights moving) is a different number
+    assert history.last["loss"] != pytest.approx(history.last["train_eval_loss"], rel=1e-3)
+    plain = fit(_net(dropout=0.5), train, spec)
+    assert plain.history["loss"] == history.history["loss"]  # evaluating changes no training

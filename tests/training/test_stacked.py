@@ -336,3 +336,24 @@ def test_stacking_pays_only_between_one_thread_models_and_gemm_bound_ones():
     assert not stack_pays(_net(wide, 0), sgd, train)
     assert not stack_pays(_net(wide, 0), _train(optimizer="adam"), train)  # lean Adam too
     assert stack_pays(_net(MLPSpec(hidden=(4096, 256), batch_norm="after"), 0), sgd, train)
+
+
+def test_stacked_evaluate_on_matches_fit_per_member():
+    train, test = _blobs(), _blobs(seed=3)
+    spec = TrainSpec(optimizer={"name": "sgd", "learning_rate": 0.1}, epochs=2, batch_size=16)
+    alone = [
+        fit(_net(MLPSpec(hidden=(8,)), s), train, spec, seed=s, evaluate_on={"test": test})
+        for s in (0, 1)
+    ]
+    stacked = fit_stack(
+        [_net(MLPSpec(hidden=(8,)), s) for s in (0, 1)],
+        train,
+        [spec, spec],
+        seeds=[0, 1],
+        evaluate_on={"test": test},
+    )
+    for one, member in zip(alone, stacked, strict=True):
+        assert member.history["test_eval_loss"] == pytest.approx(
+            one.history["test_eval_loss"], rel=1e-5
+        )
+        assert member.history["test_eval_accuracy"] == one.history["test_eval_accuracy"]

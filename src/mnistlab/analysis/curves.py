@@ -91,18 +91,25 @@ class ZeroOneOptions(Options):
     ZeroOneOptions,
 )
 def zero_one_error(ctx: StudyRuns, options: ZeroOneOptions) -> Result:
-    """1 − accuracy per epoch (training mode, as History) and 1 − val_accuracy."""
+    """1 − accuracy per epoch on the training and held-out data.
+
+    From the re-evaluations of `training.evaluate_each_epoch` where the run has them (the
+    model in inference mode after each epoch, as a notebook re-predicting its data), else
+    from the History's running training-mode accuracy and val_accuracy.
+    """
     result = Result("zero_one_error")
     held_out = "validation"
     for run in ctx.pick(options):
         history = ctx.history(run)
         if "accuracy" not in history:
             continue
-        if ctx.config(run).data.validation.kind == "test":
+        if ctx.config(run).data.validation.kind == "test" or "test_eval_accuracy" in history:
             held_out = "test"
-        entry = {"train": 1.0 - np.asarray(history["accuracy"])}
-        if "val_accuracy" in history:
-            entry[held_out] = 1.0 - np.asarray(history["val_accuracy"])
+        train = history.get("train_eval_accuracy", history["accuracy"])
+        entry = {"train": 1.0 - np.asarray(train)}
+        tested = history.get("test_eval_accuracy", history.get("val_accuracy"))
+        if tested is not None:
+            entry[held_out] = 1.0 - np.asarray(tested)
         result.items[ctx.label(run)] = entry
     if not result.items:
         raise NotApplicable("no run recorded an accuracy")
@@ -111,6 +118,8 @@ def zero_one_error(ctx: StudyRuns, options: ZeroOneOptions) -> Result:
         for label, entry in result.items.items()
     ]
     result.tables.append(SimpleTable("final zero-one error", ["run", "train", held_out], rows))
-    if held_out == "test":
+    if any("train_eval_accuracy" in ctx.history(run) for run in ctx.pick(options)):
+        result.notes.append("re-evaluated after each epoch in inference mode (evaluate_each_epoch)")
+    elif held_out == "test":
         result.notes.append("the validation data is the test set, so its error is the test error")
     return result

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from mnistlab.data import Data
+from mnistlab.data import Data, Split
 from mnistlab.data.cache import DataCache
 from mnistlab.models import build_model
 from mnistlab.models.card import ModelCard
@@ -162,6 +162,7 @@ def _execute_stack(
             seeds=[r.seed for r in runs],
             threads=task.threads,
             callbacks=_stack_feed(runs, on_epoch),
+            evaluate_on=_evaluate_on(runs[0], data),
         )
     except Exception as exc:  # the single-run path reports each run's own failure precisely
         warnings.warn(
@@ -231,6 +232,7 @@ def _train(
         seed=run.seed,
         callbacks=callbacks,
         threads=task.threads,
+        evaluate_on=_evaluate_on(run, data),
     )
     result = _result(run, net, data, history, task)
     if probes:
@@ -238,6 +240,13 @@ def _train(
         np.savez_compressed(path, **probe_arrays(probes))
         result.artifacts["captures"] = str(path)
     return net, result
+
+
+def _evaluate_on(run: RunSpec, data: Data) -> dict[str, Split]:
+    """The splits `training.evaluate_each_epoch` names (a fold's run has no test split)."""
+    names = run.config.training.evaluate_each_epoch or ()
+    splits = {"train": data.train, "test": data.test}
+    return {name: splits[name] for name in names if splits[name] is not None}
 
 
 def _train_classic(run: RunSpec, data: Data, task: RunTask) -> RunResult:

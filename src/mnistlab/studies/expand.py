@@ -480,7 +480,7 @@ def _plan(spec: StudySpec) -> _Plan:
 
 
 UNSET_NOT_HASHED: dict[str, tuple[str, ...]] = {
-    "training": ("augment", "steps_per_epoch", "validation_steps"),
+    "training": ("augment", "steps_per_epoch", "validation_steps", "evaluate_each_epoch"),
 }
 """Fields added after the first release, left out of a run's identity while they are None,
 so that the runs of earlier study files keep their ids (and stores resume)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -85,6 +85,7 @@ def fit(
     callbacks: Sequence[Callback] = (),
     threads: int | None = None,
     engine: Engine = "auto",
+    evaluate_on: Mapping[str, Split] | None = None,
 ) -> History:
     """Train `model` in place on `train` as Keras's `fit` would, and return its History.
 
@@ -100,6 +101,8 @@ def fit(
         for a small dense model (`runtime.default_threads`).
     engine : "auto" trains with the hand-written step of `training.lean` when
         `lean_supported` says so, else with autograd; "autograd" or "lean" forces one.
+    evaluate_on : name -> split evaluated after every epoch in inference mode, logged as
+        `{name}_eval_loss` and `{name}_eval_accuracy` (`TrainSpec.evaluate_each_epoch`).
 
     Returns
     -------
@@ -142,6 +145,8 @@ def fit(
             logs, bad_batch = train_epoch(run, schedule, train, events)
             if validate is not None:
                 logs.update({f"val_{k}": v for k, v in validate().items()})
+            for name, split in (evaluate_on or {}).items():
+                logs.update(eval_logs(name, evaluate(model, split, spec)))
             logs["learning_rate"] = run.optimizer.param_groups[0]["lr"]
             logs["time"] = time.perf_counter() - started
             run.history.append(epoch, logs)
@@ -158,6 +163,11 @@ def fit(
     finally:
         events.on_run_end(run)
     return run.history
+
+
+def eval_logs(name: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """`evaluate`'s metrics on the split `name` as History keys: `train_eval_accuracy`."""
+    return {f"{name}_eval_{key}": value for key, value in metrics.items()}
 
 
 def _train_epoch(

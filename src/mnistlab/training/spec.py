@@ -45,6 +45,10 @@ class CheckpointSpec(Spec):
     )
 
 
+EvalSplit = Literal["train", "test"]
+"""A split `evaluate_each_epoch` may name (the validation data is evaluated anyway)."""
+
+
 class TrainSpec(Spec):
     """Everything `fit` needs besides the model, the data and the seed (Keras defaults)."""
 
@@ -75,6 +79,13 @@ class TrainSpec(Spec):
     validation_steps: PositiveInt | None = Field(
         default=None,
         description="augmented validation batches per epoch (augment.validation); None = one pass",
+    )
+    evaluate_each_epoch: tuple[EvalSplit, ...] | None = Field(
+        default=None,
+        description="after each epoch, re-evaluate the model in inference mode on these splits "
+        "(History keys train_eval_loss, train_eval_accuracy, test_eval_...), as a notebook "
+        "that re-predicted its data every epoch; the History's loss/accuracy stay Keras's "
+        "running training-mode means",
     )
 
     @model_validator(mode="after")

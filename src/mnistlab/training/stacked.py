@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -44,6 +44,7 @@ from mnistlab.training.loop import (
     Split,
     _check_monitors,
     _epoch_logs,
+    eval_logs,
 )
 from mnistlab.training.losses import KERAS_2_2_4_EPSILON
 from mnistlab.training.optimizers import (
@@ -69,6 +70,7 @@ SHARED_TRAIN_FIELDS: tuple[str, ...] = (
     "augment",  # a stack trains without augmentation or fixed-step epochs: see below
     "steps_per_epoch",
     "validation_steps",
+    "evaluate_each_epoch",
 )
 """`TrainSpec` fields every member must share (the others may differ per member)."""
 
@@ -438,6 +440,7 @@ def fit_stack(
     seeds: Sequence[int],
     threads: int | None = None,
     callbacks: Sequence[Sequence[Callback]] = (),
+    evaluate_on: Mapping[str, Split] | None = None,
 ) -> list[History]:
     """Train M nets as one stack, each as `fit(nets[m], train, specs[m], seed=seeds[m])`.
 
@@ -454,6 +457,7 @@ def fit_stack(
     seeds : M run seeds: each fixes its member's shuffling and dropout masks.
     threads : torch intra-op threads; default every core this process may use.
     callbacks : per member, extra listeners called after its spec's own (empty: none).
+    evaluate_on : name -> split evaluated for every member after each epoch, as `fit`'s.
 
     Returns
     -------
@@ -504,7 +508,7 @@ def fit_stack(
         for epoch in range(max(spec.epochs for spec in specs)):
             if all(member.ended for member in members):
                 break
-            _run_epoch(stack, optimizer, rates, members, epoch, train, val)
+            _run_epoch(stack, optimizer, rates, members, epoch, train, val, evaluate_on or {})
     finally:
         for member in members:
             if not member.ended:
@@ -523,6 +527,7 @@ def _run_epoch(
     epoch: int,
     train: Split,
     val: Split | None,
+    evaluate_on: Mapping[str, Split],
 ) -> None:
     """One epoch for the members still running, then `fit`'s end-of-epoch bookkeeping."""
     live = [m for m, member in enumerate(members) if not member.ended]
@@ -533,11 +538,14 @@ def _run_epoch(
     results = _train_epoch(stack, optimizer, rates, members, train)
     spec = members[live[0]].run.spec
     val_logs = evaluate_stack(stack, val, spec) if val is not None else None
+    extra = {name: evaluate_stack(stack, split, spec) for name, split in evaluate_on.items()}
     for m in live:
         member, (logs, bad_batch) = members[m], results[m]
         run = member.run
         if val_logs is not None:
             logs.update({f"val_{k}": v for k, v in val_logs[m].items()})
+        for name, per_member in extra.items():
+            logs.update(eval_logs(name, per_member[m]))
         logs["learning_rate"] = rates.schedules[m].learning_rate(member.steps - 1)
         logs["time"] = time.perf_counter() - started
         run.history.append(epoch, logs)
