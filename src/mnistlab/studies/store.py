@@ -519,6 +519,16 @@ class Store:
                 (study,),
             ).rowcount
 
+    def record_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Store one epoch of a running run as it ends, so readers (`mnistlab ui`) follow it
+        live; `finish_run` later replaces these rows with the run's whole History."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO epochs (run_id, epoch, metrics)"
+                " SELECT run_id, ?, ? FROM runs WHERE run_id = ? AND status = 'running'",
+                (epoch, _dumps(dict(metrics)), run_id),
+            )
+
     def finish_run(
         self,
         result: RunResult,
@@ -566,6 +576,7 @@ class Store:
             )
             if cursor.rowcount == 0:
                 raise self._not_writable(conn, result.run_id, "pending or running")
+            conn.execute("DELETE FROM epochs WHERE run_id = ?", (result.run_id,))  # live rows
             conn.executemany("INSERT INTO epochs (run_id, epoch, metrics) VALUES (?, ?, ?)", epochs)
             conn.executemany(
                 "INSERT INTO artifacts (run_id, kind, path, sha256, bytes) VALUES (?, ?, ?, ?, ?)",
