@@ -5,6 +5,7 @@ const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b
   "#7f7f7f", "#bcbd22", "#17becf"];
 const FIRST_PICKED = 10; // runs shown on a study's chart before the user picks
 const PREDICT_EVERY_MS = 250; // while drawing, at most one prediction per this interval
+const EPOCH_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]; // whole epochs on the x axis
 const POLL_MS = Number(document.body.dataset.pollMs || 2000);
 
 // --- tables ---
@@ -110,14 +111,14 @@ class Curves {
       Array.from(groups.values()).forEach((members, i) => {
         const colour = PALETTE[i % PALETTE.length];
         const stats = x.map((_, e) => meanStd(members.map((r) => (r.history[metric] || [])[e])));
-        const name = members[0].label.replace(/, seed \d+$/, "") || "default";
+        const name = members[0].label.replace(/(^|, )seed \d+$/, "") || "default";
         columns.push(stats.map(([m]) => positive(m)));
         columns.push(stats.map(([m, s]) => (m === null ? null : positive(m + s))));
         columns.push(stats.map(([m, s]) => (m === null ? null : positive(m - s))));
         const at = series.length;
         series.push({ label: `${name} (n=${members.length})`, stroke: colour, width: 2 });
-        series.push({ label: "+std", stroke: colour, width: 0, points: { show: false } });
-        series.push({ label: "−std", stroke: colour, width: 0, points: { show: false } });
+        series.push({ label: "+std", stroke: colour, width: 0, points: { show: false }, band: true });
+        series.push({ label: "−std", stroke: colour, width: 0, points: { show: false }, band: true });
         bands.push({ series: [at + 1, at + 2], fill: `${colour}33` });
       });
     } else {
@@ -140,9 +141,11 @@ class Curves {
     this.chart = new uPlot({
       width, height: 340, series, bands,
       scales: { x: { time: false }, y: this.log.checked ? { distr: 3 } : {} },
-      axes: [{ label: "epoch" }, { label: this.metric.value }],
+      axes: [{ label: "epoch", incrs: EPOCH_STEPS }, { label: this.metric.value }],
       legend: { live: true },
     }, columns, this.target);
+    const rows = this.chart.root.querySelectorAll(".u-legend .u-series");
+    series.forEach((s, i) => { if (s.band && rows[i]) rows[i].style.display = "none"; }); // the band's edges
     this.target.dataset.series = String(series.length - 1);
   }
 }
@@ -200,10 +203,24 @@ function poll(url, onData, keepGoing) {
   tick();
 }
 
+async function refreshTables() {
+  // Finished runs change the tables: fetch this page again and swap them in.
+  const response = await fetch(window.location.href, { cache: "no-store" });
+  if (!response.ok) return;
+  const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+  const tables = document.getElementById("study-tables");
+  tables.replaceWith(fresh.getElementById("study-tables"));
+  initTables(document.getElementById("study-tables"));
+}
+
 function studyPage(section) {
   const curves = new Curves(section, "study-chart");
   const pick = makePicker(document.getElementById("run-picker"), curves);
+  let finished = null;
   poll(section.dataset.live, (data) => {
+    const now = data.counts.done + data.counts.diverged + data.counts.failed + data.runs.length;
+    if (finished !== null && now !== finished) refreshTables();
+    finished = now;
     Object.entries(data.counts).forEach(([status, n]) => {
       const el = document.querySelector(`#live-counts [data-status="${status}"]`);
       if (el) el.textContent = n;
@@ -309,9 +326,13 @@ function drawPage(canvas) {
   clear();
 }
 
+function initTables(root) {
+  root.querySelectorAll("table.sortable").forEach(makeSortable);
+  root.querySelectorAll("input.filter").forEach(makeFilter);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
-  document.querySelectorAll("table.sortable").forEach(makeSortable);
-  document.querySelectorAll("input.filter").forEach(makeFilter);
+  initTables(document);
   const study = document.getElementById("study-curves");
   if (study) studyPage(study);
   const run = document.getElementById("run-curves");
