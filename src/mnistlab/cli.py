@@ -520,7 +520,7 @@ def ui(
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        _print_error("mnistlab ui needs the web extras: pip install 'mnistlab[ui]'")
+        _print_error(r"mnistlab ui needs the web extras: pip install 'mnistlab\[ui]'")  # \[: not markup
         raise typer.Exit(USAGE_ERROR) from None
     from mnistlab.ui import serve
 

@@ -127,7 +127,10 @@ def test_a_table_sorts_by_a_clicked_column(page, base_url):
     cells = f"#runs tbody tr td:nth-child({column + 1})"
 
     def values() -> list[float]:
-        return [float(v) for v in page.eval_on_selector_all(cells, "tds => tds.map(t => t.dataset.sort)")]
+        return [
+            float(v)
+            for v in page.eval_on_selector_all(cells, "tds => tds.map(t => t.dataset.sort)")
+        ]
 
     page.locator("#runs thead th").nth(column).click()
     ascending = values()

@@ -513,6 +513,11 @@ class Store:
             How many runs went back to pending.
         """
         with self._transaction() as conn:
+            conn.execute(  # the epochs they stored live are redone when they run again
+                "DELETE FROM epochs WHERE run_id IN"
+                " (SELECT run_id FROM runs WHERE study = ? AND status = 'running')",
+                (study,),
+            )
             return conn.execute(
                 "UPDATE runs SET status = 'pending', started = NULL, worker = NULL, pid = NULL"
                 " WHERE study = ? AND status = 'running'",
@@ -632,8 +637,8 @@ class Store:
         return _record(rows[0]) if rows else None
 
     def history(self, run_id: str) -> dict[str, list[float]]:
-        """A finished run's History, metric key -> one value per epoch, as the run reported it
-        (NaN included); {} for an unfinished or unknown run."""
+        """A run's History, metric key -> one value per epoch, as the run reported it (NaN
+        included): a running run's epochs so far, {} for a pending or unknown run."""
         history: dict[str, list[float]] = {}
         rows = self._read("SELECT metrics FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))
         for row in rows:

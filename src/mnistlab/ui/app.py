@@ -68,6 +68,10 @@ def create_app(results: Path) -> FastAPI:
     async def _bad_request(request: Request, exc: MnistlabError) -> Response:
         return error(request, 400, str(exc))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        return error(request, 500, f"{type(exc).__name__}: {exc}")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         return error(request, exc.status_code, str(exc.detail))
