@@ -520,7 +520,8 @@ def ui(
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        _print_error(r"mnistlab ui needs the web extras: pip install 'mnistlab\[ui]'")  # \[: not markup
+        # "\[" keeps rich from reading [ui] as markup
+        _print_error(r"mnistlab ui needs the web extras: pip install 'mnistlab\[ui]'")
         raise typer.Exit(USAGE_ERROR) from None
     from mnistlab.ui import serve
 
