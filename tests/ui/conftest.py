@@ -1,4 +1,4 @@
-"""The UI tests' results folder: a tiny real study (2 MLP runs on 300 MNIST digits, 2 epochs)."""
+"""The UI tests' results folder: a tiny real study (4 MLP runs on 300 MNIST digits, 2 epochs)."""
 
 from pathlib import Path
 
@@ -19,7 +19,9 @@ data:
   scaling: standardize
 model: {hidden: [16]}
 training: {optimizer: {name: adam, learning_rate: 0.01}, epochs: 2, batch_size: 64}
+grid: {training.optimizer.learning_rate: [0.01, 0.003]}
 repetitions: 2
+select: {metric: val_accuracy, over: training.optimizer.learning_rate}
 """
 
 

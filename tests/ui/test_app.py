@@ -33,18 +33,20 @@ def test_studies_page_lists_the_study_with_its_counts(client):
     assert "tiny-ui" in page.text
     (study,) = client.get("/api/studies").json()
     assert study["name"] == "tiny-ui"
-    assert study["total"] == 2
-    assert study["counts"]["done"] == 2
+    assert study["total"] == 4
+    assert study["counts"]["done"] == 4
     assert study["last_activity"] >= "2026"
 
 
 def test_study_page_has_tables_and_the_live_json_every_epoch(client, run_ids):
     page = client.get("/studies/tiny-ui")
     assert page.status_code == 200
-    assert 'id="summary"' in page.text and 'id="runs"' in page.text
+    for table in ("summary", "selection", "runs"):
+        assert f'id="{table}"' in page.text
+    assert "best settings" in page.text
     live = client.get("/api/studies/tiny-ui/live").json()
-    assert live["counts"]["done"] == 2
-    assert live["epochs"] == 4  # 2 runs x 2 epochs
+    assert live["counts"]["done"] == 4
+    assert live["epochs"] == 8  # 4 runs x 2 epochs
     assert [r["id"] for r in live["runs"]] == run_ids
     history = live["runs"][0]["history"]
     assert len(history["loss"]) == len(history["val_accuracy"]) == 2

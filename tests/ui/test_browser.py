@@ -144,16 +144,17 @@ def test_a_table_sorts_by_a_clicked_column(page, base_url):
 def test_runs_are_picked_overlaid_and_banded_on_the_chart(page, base_url, shots):
     page.goto(base_url + "/studies/tiny-ui")
     chart = page.locator("#study-chart")
-    page.wait_for_function("document.querySelector('#study-chart').dataset.series === '2'")
+    series = "document.querySelector('#study-chart').dataset.series === '{}'"
+    page.wait_for_function(series.format(4))
     page.locator("#run-picker input.pick").first.uncheck()
-    page.wait_for_function("document.querySelector('#study-chart').dataset.series === '1'")
+    page.wait_for_function(series.format(3))
     page.locator("#run-picker .pick-all").click()
-    page.check("#study-chart-controls .bands")  # one configuration: mean, +std, -std
-    page.wait_for_function("document.querySelector('#study-chart').dataset.series === '3'")
+    page.check("#study-chart-controls .bands")  # two configurations: mean, +std, -std each
+    page.wait_for_function(series.format(6))
     page.select_option("#study-chart-controls .metric", "loss")
     page.check("#study-chart-controls .log")
     assert chart.locator("canvas").count() == 1
-    assert page.locator("#study-chart .u-legend").inner_text().count("n=2") == 1
+    assert page.locator("#study-chart .u-legend").inner_text().count("n=2") == 2
     page.screenshot(path=str(shots / "study-bands.png"), full_page=True)
     assert page.errors == []
 
