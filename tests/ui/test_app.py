@@ -41,6 +41,7 @@ def test_studies_page_lists_the_study_with_its_counts(client):
 def test_study_page_has_tables_and_the_live_json_every_epoch(client, run_ids):
     page = client.get("/studies/tiny-ui")
     assert page.status_code == 200
+    assert f'href="/runs/{run_ids[0]}"' in page.text  # the runs table links each run
     for table in ("summary", "selection", "runs"):
         assert f'id="{table}"' in page.text
     assert "best settings" in page.text

@@ -156,6 +156,10 @@ def test_runs_are_picked_overlaid_and_banded_on_the_chart(page, base_url, shots)
     assert chart.locator("canvas").count() == 1
     assert page.locator("#study-chart .u-legend").inner_text().count("n=2") == 2
     page.screenshot(path=str(shots / "study-bands.png"), full_page=True)
+    page.locator("#run-picker input.pick").nth(1).uncheck()
+    page.click("#run-picker .compare-picked")
+    page.wait_for_selector("#compare-runs-table")
+    assert page.locator("#compare-runs-table thead th").count() == 1 + 3  # metric + 3 runs
     assert page.errors == []
 
 

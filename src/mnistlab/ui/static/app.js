@@ -154,8 +154,14 @@ function makePicker(fieldset, curves) {
   const boxes = new Map();
   fieldset.querySelector(".pick-all").addEventListener("click", () => setAll(true));
   fieldset.querySelector(".pick-none").addEventListener("click", () => setAll(false));
-  function picked() {
+  const compare = fieldset.querySelector(".compare-picked");
+  function remember() {
     curves.picked = new Set(Array.from(boxes).filter(([, b]) => b.checked).map(([id]) => id));
+    const query = new URLSearchParams(Array.from(curves.picked).map((id) => ["run", id]));
+    compare.href = `/compare?${query}`;
+  }
+  function picked() {
+    remember();
     curves.draw(true);
   }
   function setAll(on) {
@@ -184,7 +190,7 @@ function makePicker(fieldset, curves) {
       status.textContent = r.status;
       status.className = `status-${r.status}`;
     });
-    curves.picked = new Set(Array.from(boxes).filter(([, b]) => b.checked).map(([id]) => id));
+    remember();
   };
 }
 
