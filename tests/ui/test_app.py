@@ -151,3 +151,24 @@ def test_the_ui_never_writes_the_store(client, results):
     for url in ("/", "/studies/tiny-ui", "/api/studies/tiny-ui/live", "/draw"):
         assert client.get(url).status_code == 200
     assert (results / DB_NAME).stat().st_mtime_ns == before
+
+
+CV_STUDY = """
+name: cv-ui
+data: {dataset: digits, scaling: minmax}
+model: {hidden: [8]}
+training: {optimizer: {name: adam, learning_rate: 0.01}, epochs: 1, batch_size: 64}
+cross_validation: {folds: 2, grid: {training.optimizer.learning_rate: [0.01, 0.003]}, refit: false}
+"""
+
+
+def test_a_cross_validated_study_shows_its_cv_table(tmp_path):
+    from mnistlab.studies.options import RunOptions
+    from mnistlab.studies.runner import run_study
+    from mnistlab.studies.spec import parse_study
+
+    run_study(parse_study(CV_STUDY, "cv-ui.yaml"), CV_STUDY, RunOptions(tmp_path))
+    page = TestClient(create_app(tmp_path)).get("/studies/cv-ui")
+    assert page.status_code == 200
+    assert 'id="cv"' in page.text
+    assert page.text.count("cross-validation") >= 1
