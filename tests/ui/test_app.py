@@ -146,10 +146,12 @@ def test_predict_with_an_unknown_model_is_a_one_line_error(client):
     assert "no finished run" in answer.json()["error"]
 
 
-def test_the_ui_never_writes_the_store(client, results):
+def test_the_ui_never_writes_the_store(client, results, run_ids):
     before = (results / DB_NAME).stat().st_mtime_ns
-    for url in ("/", "/studies/tiny-ui", "/api/studies/tiny-ui/live", "/draw"):
+    for url in ("/", "/studies/tiny-ui", "/api/studies/tiny-ui/live", "/draw", "/compare"):
         assert client.get(url).status_code == 200
+    drawing = {"model": f"tiny-ui/{run_ids[1]}", "image": _drawn_one()}
+    assert client.post("/api/predict", json=drawing).status_code == 200
     assert (results / DB_NAME).stat().st_mtime_ns == before
 
 
