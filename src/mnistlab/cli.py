@@ -548,6 +548,29 @@ class SSE(StrEnum):
     sum = "sum"
 
 
+@app.command()
+def ui(
+    results: Results = Path("results"),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 8000,
+    host: Annotated[
+        str, typer.Option(help="address to bind (127.0.0.1: this machine only)")
+    ] = "127.0.0.1",
+) -> None:
+    """Browse, compare and watch the studies of a results folder in the browser, and draw a
+    digit for a stored model (read-only on the store)."""
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        # "\[" keeps rich from reading [ui] as markup
+        _print_error(r"mnistlab ui needs the web extras: pip install 'mnistlab\[ui]'")
+        raise typer.Exit(USAGE_ERROR) from None
+    from mnistlab.ui import serve
+
+    out.print(f"mnistlab ui: http://{host}:{port}/ (Ctrl+C to stop)", highlight=False)
+    serve(results, host=host, port=port)
+
+
 @app.command("backprop-example")
 def backprop_example(
     eta: Annotated[float, typer.Option(help="the learning rate of the one step")] = 0.1,

@@ -343,6 +343,23 @@ def test_mark_running_and_reset_interrupted(store):
     store.mark_running("r0000", "again")  # pending again, so claimable again
 
 
+def test_a_running_run_stores_each_epoch_and_finishing_replaces_them(store):
+    store.record_epoch("r0001", 0, {"loss": 9.0})  # not running yet: nothing is stored
+    assert store.history("r0001") == {}
+    store.mark_running("r0001", "host:1")
+    store.record_epoch("r0001", 0, {"loss": 2.0, "accuracy": 0.4})
+    store.record_epoch("r0001", 1, {"loss": 1.5, "accuracy": 0.5})
+    assert store.history("r0001") == {"loss": [2.0, 1.5], "accuracy": [0.4, 0.5]}
+    store.finish_run(result("r0001"))
+    assert store.history("r0001") == result("r0001").history
+    store.record_epoch("r0001", 5, {"loss": 0.0})  # a finished run is never updated
+    assert store.history("r0001") == result("r0001").history
+    store.mark_running("r0002", "killed:1")
+    store.record_epoch("r0002", 0, {"loss": 2.0})
+    assert store.reset_interrupted("s") == 1
+    assert store.history("r0002") == {}  # an interrupted run starts its History over
+
+
 # --- several processes ---
 
 # Worker processes import the store alone: a stub `mnistlab` package skips mnistlab/__init__

@@ -162,9 +162,14 @@ def _run(
         _store_result(store, result, options)
         finished += 1
     listener = options.listener
+
+    def on_epoch(run: RunSpec, epoch: int, epochs: int, logs: dict[str, float]) -> None:
+        store.record_epoch(run.run_id, epoch, logs)  # readers follow the run live
+        if listener is not None:
+            listener.on_epoch(run, epoch, epochs, logs)
+
     events = RunEvents(
-        on_start=lambda run, worker: store.mark_running(run.run_id, worker),
-        on_epoch=listener.on_epoch if listener is not None else None,
+        on_start=lambda run, worker: store.mark_running(run.run_id, worker), on_epoch=on_epoch
     )
     executor = make_executor(options, tasks, data, events)
     try:

@@ -513,11 +513,26 @@ class Store:
             How many runs went back to pending.
         """
         with self._transaction() as conn:
+            conn.execute(  # the epochs they stored live are redone when they run again
+                "DELETE FROM epochs WHERE run_id IN"
+                " (SELECT run_id FROM runs WHERE study = ? AND status = 'running')",
+                (study,),
+            )
             return conn.execute(
                 "UPDATE runs SET status = 'pending', started = NULL, worker = NULL, pid = NULL"
                 " WHERE study = ? AND status = 'running'",
                 (study,),
             ).rowcount
+
+    def record_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Store one epoch of a running run as it ends, so readers (`mnistlab ui`) follow it
+        live; `finish_run` later replaces these rows with the run's whole History."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO epochs (run_id, epoch, metrics)"
+                " SELECT run_id, ?, ? FROM runs WHERE run_id = ? AND status = 'running'",
+                (epoch, _dumps(dict(metrics)), run_id),
+            )
 
     def finish_run(
         self,
@@ -566,6 +581,7 @@ class Store:
             )
             if cursor.rowcount == 0:
                 raise self._not_writable(conn, result.run_id, "pending or running")
+            conn.execute("DELETE FROM epochs WHERE run_id = ?", (result.run_id,))  # live rows
             conn.executemany("INSERT INTO epochs (run_id, epoch, metrics) VALUES (?, ?, ?)", epochs)
             conn.executemany(
                 "INSERT INTO artifacts (run_id, kind, path, sha256, bytes) VALUES (?, ?, ?, ?, ?)",
@@ -621,8 +637,8 @@ class Store:
         return _record(rows[0]) if rows else None
 
     def history(self, run_id: str) -> dict[str, list[float]]:
-        """A finished run's History, metric key -> one value per epoch, as the run reported it
-        (NaN included); {} for an unfinished or unknown run."""
+        """A run's History, metric key -> one value per epoch, as the run reported it (NaN
+        included): a running run's epochs so far, {} for a pending or unknown run."""
         history: dict[str, list[float]] = {}
         rows = self._read("SELECT metrics FROM epochs WHERE run_id = ? ORDER BY epoch", (run_id,))
         for row in rows:

@@ -73,10 +73,11 @@ def study_tables(name: str, results: Path, *, sort: str | None = None) -> dict[T
     settings), cv (cross-validation with its best setting) and runs; a kind the study
     does not have (no `select`, no `cross_validation`) is absent."""
     with existing_store(results) as store:
-        return _tables(*_load(store, name, results), sort)
+        return tables_of(*_load(store, name, results), sort)
 
 
-def _tables(spec: StudySpec, runs: list[RunRecord], sort: str | None) -> dict[TableKind, Table]:
+def tables_of(spec: StudySpec, runs: list[RunRecord], sort: str | None) -> dict[TableKind, Table]:
+    """A study's tables from its spec and runs (what `study_tables` reads from the store)."""
     tables: dict[TableKind, Table] = {"summary": summary_of(spec, runs, sort)}
     trained = [r for r in runs if r.role == "train"]
     if spec.select is not None:
@@ -101,7 +102,7 @@ def study_report(
     """Every table of a study: summary, selection, cross-validation, problem runs."""
     with existing_store(results) as store:
         spec, runs = _load(store, name, results)
-    tables = _tables(spec, runs, sort)
+    tables = tables_of(spec, runs, sort)
     report = Report(name, spec.description, [tables.pop("summary")])
     report.tables += [tables[kind] for kind in ("selection", "cv") if kind in tables]
     problems = [r for r in runs if r.status in PROBLEMS]
