@@ -4,7 +4,8 @@ import pytest
 
 from mnistlab.analysis import captures_for, get_analysis, parse_options, registered
 from mnistlab.errors import MnistlabError, SpecError
-from mnistlab.studies.spec import KNOWN_ANALYSES, parse_study
+from mnistlab.studies.loading import parse_study
+from mnistlab.studies.spec import KNOWN_ANALYSES
 from mnistlab.training.probes import CAPTURES
 
 

@@ -15,10 +15,10 @@ import pytest
 from mnistlab.data.cache import DataCache
 from mnistlab.studies.execute import RunTask, execute
 from mnistlab.studies.expand import expand
+from mnistlab.studies.loading import parse_study
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.results_folder import DB_NAME, open_store
 from mnistlab.studies.runner import plan_study, run_study
-from mnistlab.studies.spec import parse_study
 
 BASE = """
 name: tiny
