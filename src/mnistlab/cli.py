@@ -20,10 +20,12 @@ from mnistlab.errors import MnistlabError
 if TYPE_CHECKING:
     from mnistlab.models.worked_example import WorkedExample
     from mnistlab.studies.runner import Plan
+    from mnistlab.studies.spec import StudySpec
     from mnistlab.studies.summary import Report
     from mnistlab.studies.tables import Table as SummaryTable
 
 USAGE_ERROR = 2
+DEFAULT_MAX_RUNS = 100_000  # `--max-runs`: feasibility.DEFAULT_MAX_RUNS (a test keeps them equal)
 RUN_FAILED = 1  # a run that diverged or failed
 DataDirOption = Annotated[Path | None, typer.Option(help="an explicit folder, searched first")]
 LIST_OPTIONS = frozenset({"--hidden"})  # options that take several values: --hidden 512 128
@@ -237,6 +239,9 @@ def main() -> None:
 DEFAULT_STUDY = Path("studies/quickstart.yaml")
 Results = Annotated[Path, typer.Option(help="results folder (the store is mnistlab.db in it)")]
 StudyFile = Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a study file")]
+MaxRuns = Annotated[
+    int, typer.Option(min=1, help="refuse a study that expands to more runs than this")
+]
 
 
 class ExportTable(StrEnum):
@@ -284,8 +289,11 @@ def run(
     report: Annotated[
         bool, typer.Option(help="write <results>/<study>/report.html at the end")
     ] = True,
+    max_runs: MaxRuns = DEFAULT_MAX_RUNS,
 ) -> None:
-    """Run a study: skip finished runs, run the rest, print its summary table, write its report."""
+    """Run a study: skip finished runs, run the rest, print its summary table, write its report.
+
+    The study is checked as `check` checks it first; a study it refuses writes nothing."""
     from mnistlab.data.cache import DataCache
     from mnistlab.studies import (
         RunOptions,
@@ -295,9 +303,12 @@ def run(
         run_study,
         study_report,
     )
+    from mnistlab.studies.loading import read_study_text
 
     with _expected_errors():
-        spec = load_study(study)
+        text = read_study_text(study)
+        spec = load_study(study, max_runs)
+        _warn_long_training(spec)
         options = RunOptions(
             results=results,
             data_dir=data_dir,
@@ -312,7 +323,7 @@ def run(
             return
         data = DataCache(data_dir)  # read once, for the runs and the report
         with StudyProgress(err) as progress:
-            counts = run_study(spec, study.read_text(), replace(options, listener=progress), data)
+            counts = run_study(spec, text, replace(options, listener=progress), data)
         shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.counts.items()))
         out.print(f"{spec.name}: ran {counts.ran} runs; {shown}", highlight=False, soft_wrap=True)
         _render_report(study_report(spec.name, results))
@@ -326,15 +337,24 @@ def run(
 
 
 @app.command()
-def check(study: StudyFile) -> None:
-    """Validate a study file and print how many runs it expands to; run nothing."""
-    from mnistlab.analysis import captures_for
+def check(study: StudyFile, max_runs: MaxRuns = DEFAULT_MAX_RUNS) -> None:
+    """Validate a study file as `run` would before training, and print how many runs it
+    expands to; run nothing."""
     from mnistlab.studies import count_runs, load_study
 
     with _expected_errors():
-        spec = load_study(study)
-        captures_for(spec, str(study))  # the analyses' options are checked too
+        spec = load_study(study, max_runs)
+        _warn_long_training(spec)
         out.print(f"{study}: ok, {count_runs(spec)} runs", highlight=False, soft_wrap=True)
+
+
+def _warn_long_training(spec: StudySpec) -> None:
+    """A `warning:` line on stderr per over-long setting (epochs, steps), with its time."""
+    from mnistlab.studies.expand import study_configs
+    from mnistlab.studies.feasibility import long_training_warnings
+
+    for line in long_training_warnings(study_configs(spec)[0]):
+        err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
 @app.command()

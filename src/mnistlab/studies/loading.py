@@ -2,9 +2,10 @@
 
 A study file is untrusted input: it is read with a size limit, refused when it holds NUL or
 control characters, parsed by a YAML loader that takes no aliases (a "billion laughs" file
-cannot expand) and no nesting deeper than `MAX_DEPTH`, then validated as a `StudySpec` and
-expanded (`expand.check_study`). Each failure is a `SpecError` of one line per problem,
-``FILE: line N: field.path: reason``.
+cannot expand) and no nesting deeper than `MAX_DEPTH`, then validated as a `StudySpec`,
+its runs counted (`feasibility.count_planned`), expanded (`expand.check_study`) and checked
+against the data's sizes and the machine's memory (`feasibility.plan_problems`).
+Each failure is a `SpecError` of one line per problem, ``FILE: line N: field: reason``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import yaml
 from pydantic import ValidationError
 
 from mnistlab.errors import SpecError
-from mnistlab.studies.expand import check_study
+from mnistlab.studies.expand import check_study, study_configs
+from mnistlab.studies.feasibility import DEFAULT_MAX_RUNS, plan_problems, run_count_problems
 from mnistlab.studies.spec import Loc, StudySpec, format_loc, problems_error, validation_problems
 
 MAX_STUDY_BYTES = 1_000_000  # 1 MB: the largest study shipped is a few kB
@@ -129,8 +131,8 @@ def read_yaml(text: str, source: str) -> tuple[Any, LineIndex]:
     return data, lines
 
 
-def parse_study(text: str, source: str = "<study>") -> StudySpec:
-    """Read a study from YAML text and check it completely.
+def parse_study(text: str, source: str = "<study>", max_runs: int = DEFAULT_MAX_RUNS) -> StudySpec:
+    """Read a study from YAML text and check it completely: what `run` would refuse.
 
     Parameters
     ----------
@@ -138,11 +140,15 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
         The YAML document.
     source : str
         The name errors start with, usually the file's path.
+    max_runs : int
+        More runs than this (counted before expanding) is an error.
 
     Returns
     -------
     StudySpec
-        Valid: every field path exists and every run it expands to is a valid `RunConfig`.
+        Valid: every field path exists, every run it expands to is a valid `RunConfig`
+        whose data sizes, layer shapes, feature steps and memory fit (`feasibility`), and
+        every analysis's options are valid.
 
     Raises
     ------
@@ -163,9 +169,16 @@ def parse_study(text: str, source: str = "<study>") -> StudySpec:
         raise problems_error(validation_problems(exc), source, lines.line) from None
     except RecursionError:
         raise SpecError(f"{source}: the study is nested too deeply to validate") from None
-    problems = check_study(spec)
+    for check in (lambda: run_count_problems(spec, max_runs), lambda: check_study(spec)):
+        problems = check()
+        if problems:
+            raise problems_error(problems, source, lines.line)
+    problems = plan_problems(*study_configs(spec))
     if problems:
         raise problems_error(problems, source, lines.line)
+    from mnistlab.analysis import captures_for  # the analyses build on the studies
+
+    captures_for(spec, source)
     return spec
 
 
@@ -189,7 +202,7 @@ def read_study_text(path: Path | str) -> str:
         raise SpecError(f"{path}: line {line}: cannot read the study file: not UTF-8") from None
 
 
-def load_study(path: Path | str) -> StudySpec:
+def load_study(path: Path | str, max_runs: int = DEFAULT_MAX_RUNS) -> StudySpec:
     """Read and check the study file at `path` (see `parse_study`).
 
     Raises
@@ -197,4 +210,4 @@ def load_study(path: Path | str) -> StudySpec:
     SpecError
         The file cannot be read, is too large, is not YAML, or describes an invalid study.
     """
-    return parse_study(read_study_text(path), str(path))
+    return parse_study(read_study_text(path), str(path), max_runs)
