@@ -99,15 +99,19 @@ def _subset_rows(subset: SubsetSpec | None, rows: int, classes: int, field: str)
     """Rows a subset keeps of `rows`; SpecError naming `field` when it asks for more."""
     if subset is None:
         return rows
-    if isinstance(subset, SubsetBalanced):
-        asked, where = subset.per_class * classes, f"{field}.per_class"
-    elif isinstance(subset, SubsetRandom) and subset.replace:
+    if isinstance(subset, SubsetRandom) and subset.replace:
         return subset.n
-    else:
-        asked, where = subset.n, f"{field}.n"
-    if asked > rows:
-        raise SpecError(f"{where}: {asked:,} rows asked of the {rows:,} rows there are")
-    return asked
+    if isinstance(subset, SubsetBalanced):
+        asked = subset.per_class * classes
+        if asked > rows:
+            raise SpecError(
+                f"{field}.per_class: {subset.per_class:,} rows of each of {classes} classes "
+                f"is {asked:,} rows, more than the {rows:,} there are"
+            )
+        return asked
+    if subset.n > rows:
+        raise SpecError(f"{field}.n: {subset.n:,} rows asked of the {rows:,} there are")
+    return subset.n
 
 
 def _validation_rows(data: DataSpec, rows: int) -> int:
