@@ -49,10 +49,11 @@ from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.models.stacked import stack_conflicts
 from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.studies.expand import expand
+from mnistlab.studies.loading import load_study
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.results_folder import open_store
 from mnistlab.studies.runner import MAX_STACK, run_study
-from mnistlab.studies.spec import RepetitionsSpec, StudySpec, load_study
+from mnistlab.studies.spec import RepetitionsSpec, StudySpec
 from mnistlab.training.loop import RunSeeds, evaluate, fit
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.stacked import fit_stack, stack_pays, training_conflicts

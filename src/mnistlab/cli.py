@@ -20,10 +20,12 @@ from mnistlab.errors import MnistlabError
 if TYPE_CHECKING:
     from mnistlab.models.worked_example import WorkedExample
     from mnistlab.studies.runner import Plan
+    from mnistlab.studies.spec import StudySpec
     from mnistlab.studies.summary import Report
     from mnistlab.studies.tables import Table as SummaryTable
 
 USAGE_ERROR = 2
+DEFAULT_MAX_RUNS = 100_000  # `--max-runs`: feasibility.DEFAULT_MAX_RUNS (a test keeps them equal)
 RUN_FAILED = 1  # a run that diverged or failed
 DataDirOption = Annotated[Path | None, typer.Option(help="an explicit folder, searched first")]
 LIST_OPTIONS = frozenset({"--hidden"})  # options that take several values: --hidden 512 128
@@ -252,6 +254,9 @@ VariantOption = Annotated[
 NameOption = Annotated[
     str | None, typer.Option("--name", help="the derived study's name (with --set/--variant)")
 ]
+MaxRuns = Annotated[
+    int, typer.Option(min=1, help="refuse a study that expands to more runs than this")
+]
 
 
 class ExportTable(StrEnum):
@@ -302,8 +307,11 @@ def run(
     set_: SetOption = None,
     variant: VariantOption = None,
     name: NameOption = None,
+    max_runs: MaxRuns = DEFAULT_MAX_RUNS,
 ) -> None:
-    """Run a study: skip finished runs, run the rest, print its summary table, write its report."""
+    """Run a study: skip finished runs, run the rest, print its summary table, write its report.
+
+    The study is checked as `check` checks it first; a study it refuses writes nothing."""
     from mnistlab.data.cache import DataCache
     from mnistlab.studies import (
         RunOptions,
@@ -314,7 +322,8 @@ def run(
     )
 
     with _expected_errors():
-        spec, source, _ = _load_study(study, set_, variant, name)
+        spec, source, _ = _load_study(study, set_, variant, name, max_runs)
+        _warn_long_training(spec)
         options = RunOptions(
             results=results,
             data_dir=data_dir,
@@ -348,35 +357,50 @@ def check(
     set_: SetOption = None,
     variant: VariantOption = None,
     name: NameOption = None,
+    max_runs: MaxRuns = DEFAULT_MAX_RUNS,
 ) -> None:
-    """Validate a study file and print how many runs it expands to; run nothing."""
-    from mnistlab.analysis import captures_for
+    """Validate a study file as `run` would before training, and print how many runs it
+    expands to; run nothing."""
     from mnistlab.studies import count_runs
 
     with _expected_errors():
-        spec, _, derived = _load_study(study, set_, variant, name)
-        captures_for(spec, str(study))  # the analyses' options are checked too
+        spec, _, derived = _load_study(study, set_, variant, name, max_runs)
+        _warn_long_training(spec)
         as_name = f" (as study {spec.name!r})" if derived else ""
         out.print(f"{study}: ok, {count_runs(spec)} runs{as_name}", highlight=False, soft_wrap=True)
 
 
 def _load_study(
-    study: Path, sets: list[str] | None, variants: list[str] | None, name: str | None
-) -> tuple[Any, str, bool]:
+    study: Path,
+    sets: list[str] | None,
+    variants: list[str] | None,
+    name: str | None,
+    max_runs: int,
+) -> tuple[StudySpec, str, bool]:
     """The study file (derived by `--set`/`--variant`/`--name`), its source text, if derived.
 
     A derived study's source is the file's text with the derivation appended, so that the
     store tells a changed derivation from a rerun of the same one.
     """
-    from mnistlab.studies import derive_study, load_study
+    from mnistlab.studies import derive_study, parse_study
+    from mnistlab.studies.loading import read_study_text
 
-    spec = load_study(study)
-    text = study.read_text(encoding="utf-8")
-    derived = derive_study(spec, sets or (), variants or (), name)
+    text = read_study_text(study)
+    spec = parse_study(text, str(study), max_runs)
+    derived = derive_study(spec, sets or (), variants or (), name, max_runs)
     if derived is spec:
         return spec, text, False
     flags = [*(f"--set {s}" for s in sets or ()), *(f"--variant {v}" for v in variants or ())]
     return derived, f"{text}\n# derived as {derived.name}: {' '.join(flags)}\n", True
+
+
+def _warn_long_training(spec: StudySpec) -> None:
+    """A `warning:` line on stderr per over-long setting (epochs, steps), with its time."""
+    from mnistlab.studies.expand import study_configs
+    from mnistlab.studies.feasibility import long_training_warnings
+
+    for line in long_training_warnings(study_configs(spec)[0]):
+        err.print(f"[yellow]warning:[/yellow] {line}", highlight=False, soft_wrap=True)
 
 
 @app.command()

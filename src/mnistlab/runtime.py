@@ -62,3 +62,18 @@ def make_generator(seed: int, device: torch.device | None = None) -> torch.Gener
     generator = torch.Generator(device=device or "cpu")
     generator.manual_seed(seed)
     return generator
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give now (Linux MemAvailable), None when unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return None

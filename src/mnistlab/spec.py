@@ -6,17 +6,33 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from mnistlab.errors import SpecError, spec_error
 
 S = TypeVar("S", bound="Spec")
 
 
-class Spec(BaseModel):
-    """Frozen pydantic model that rejects unknown fields."""
+MAX_INT = 2**63 - 1  # SQLite's INTEGER, torch's int64 and NumPy's seeds all stop here
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+class Spec(BaseModel):
+    """Frozen pydantic model that rejects unknown fields, non-finite floats and huge integers.
+
+    A float field takes no NaN or infinity (`.inf`, `1e999`): every number a spec holds is
+    meant finite. An integer (alone or in a list) is bounded by `MAX_INT`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _int64(cls, value: Any) -> Any:
+        items = value if isinstance(value, tuple | list) else (value,)
+        for item in items:
+            if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_INT:
+                raise ValueError(f"must be at most 2**63-1 ({MAX_INT})")
+        return value
 
 
 def parse_spec(cls: type[S], data: Any, source: str | None = None) -> S:

@@ -14,9 +14,9 @@ from mnistlab.analysis.classic import (
     synthetic_sets,
 )
 from mnistlab.analysis.run import open_study
+from mnistlab.studies.loading import parse_study
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.runner import run_study
-from mnistlab.studies.spec import parse_study
 
 CLASSIC = """
 name: classic

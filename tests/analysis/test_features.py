@@ -5,9 +5,9 @@ import pytest
 
 from mnistlab.analysis.run import compute, open_study
 from mnistlab.report.figures import draw
+from mnistlab.studies.loading import parse_study
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.runner import run_study
-from mnistlab.studies.spec import parse_study
 
 STUDY = """
 name: tiny-cnn

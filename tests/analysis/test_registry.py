@@ -4,7 +4,8 @@ import pytest
 
 from mnistlab.analysis import captures_for, get_analysis, parse_options, registered
 from mnistlab.errors import MnistlabError, SpecError
-from mnistlab.studies.spec import KNOWN_ANALYSES, parse_study
+from mnistlab.studies.loading import parse_study
+from mnistlab.studies.spec import KNOWN_ANALYSES
 from mnistlab.training.probes import CAPTURES
 
 
@@ -24,9 +25,9 @@ def test_bad_option_names_the_field():
 
 
 def test_bad_option_in_a_study_names_the_file_and_entry():
-    spec = parse_study("name: s\nanalyses: [curves, {name: tsne, options: {perplexity: -1}}]\n")
+    text = "name: s\nanalyses: [curves, {name: tsne, options: {perplexity: -1}}]\n"
     with pytest.raises(SpecError, match=r"s.yaml: analyses\[1\] \(tsne\) options: perplexity"):
-        captures_for(spec, "s.yaml")
+        parse_study(text, "s.yaml")  # loading checks the options, as captures_for does
 
 
 def test_unknown_analysis_is_one_line():

@@ -11,10 +11,10 @@ from mnistlab.cli import app
 from mnistlab.data import DataSpec, read_dataset
 from mnistlab.errors import MnistlabError
 from mnistlab.predict import load_classifier, predict_files
+from mnistlab.studies.loading import parse_study
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.results_folder import open_store
 from mnistlab.studies.runner import run_study
-from mnistlab.studies.spec import parse_study
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
 pytestmark = [

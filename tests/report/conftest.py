@@ -6,9 +6,9 @@ import pytest
 
 from mnistlab.analysis import registered
 from mnistlab.report import write_report
+from mnistlab.studies.loading import parse_study
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.runner import run_study
-from mnistlab.studies.spec import parse_study
 
 STUDY = """
 name: tiny-report

@@ -8,10 +8,10 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV
 from sklearn.svm import SVC
 
+from mnistlab.studies.loading import parse_study
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.results_folder import open_store
 from mnistlab.studies.runner import run_study
-from mnistlab.studies.spec import parse_study
 from mnistlab.studies.stats import cv_summary
 
 

@@ -15,8 +15,8 @@ from mnistlab.studies.executors import (
     make_executor,
 )
 from mnistlab.studies.expand import expand
+from mnistlab.studies.loading import parse_study
 from mnistlab.studies.options import RunOptions
-from mnistlab.studies.spec import parse_study
 
 BASE = """
 name: tiny

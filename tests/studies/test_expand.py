@@ -4,8 +4,9 @@ import pytest
 
 from mnistlab.errors import SpecError
 from mnistlab.studies.expand import expand, refit_run, refit_runs
+from mnistlab.studies.loading import parse_study
 from mnistlab.studies.records import RunRecord
-from mnistlab.studies.spec import StudySpec, parse_study
+from mnistlab.studies.spec import StudySpec
 
 TINY = "name: tiny\nmodel: {hidden: [4]}\ntraining: {epochs: 1}\nrepetitions: 2\n"
 

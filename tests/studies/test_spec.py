@@ -8,12 +8,11 @@ import pytest
 from mnistlab.errors import SpecError
 from mnistlab.models import MLPSpec
 from mnistlab.studies.expand import expand
+from mnistlab.studies.loading import load_study, parse_study
 from mnistlab.studies.spec import (
     KNOWN_ANALYSES,
     RepetitionsSpec,
     config_path_error,
-    load_study,
-    parse_study,
     study_json_schema,
 )
 from mnistlab.training.spec import TrainSpec

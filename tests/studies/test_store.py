@@ -489,3 +489,25 @@ def test_concurrent_writers_all_land(tmp_path):
     with Store.open(fresh) as store:
         assert sql(store, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
         assert store.list_studies() == []
+
+
+def test_claim_runs_skips_a_live_owner_and_reclaims_a_dead_one(tmp_path):
+    db = tmp_path / "mnistlab.db"
+    with open_study(db, 4) as store:
+        owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        try:
+            sql(
+                store,
+                "UPDATE runs SET status = 'running', pid = ? WHERE run_id = 'r0001'",
+                owner.pid,
+            )
+            assert store.claim_runs("s", ["r0000", "r0001", "r0002"], "me") == {"r0000", "r0002"}
+            assert store.reset_interrupted("s") == 2  # this process's own claims only
+            assert store.run("r0001").status == "running"  # type: ignore[union-attr]
+        finally:
+            owner.kill()
+            owner.wait()
+        assert store.claim_runs("s", ["r0001", "r0003"], "me") == {"r0001", "r0003"}
+        store.mark_running("r0001", "me:1")  # a claimed run starts in the claiming process
+        store.finish_run(result("r0001"))
+        assert store.claim_runs("s", ["r0001"], "me") == set()  # finished: never claimed again

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from mnistlab.studies import parse_study
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.runner import run_study
-from mnistlab.studies.spec import parse_study
 
 MNIST_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
 STUDY = """

@@ -165,9 +165,9 @@ cross_validation: {folds: 2, grid: {training.optimizer.learning_rate: [0.01, 0.0
 
 
 def test_a_cross_validated_study_shows_its_cv_table(tmp_path):
+    from mnistlab.studies import parse_study
     from mnistlab.studies.options import RunOptions
     from mnistlab.studies.runner import run_study
-    from mnistlab.studies.spec import parse_study
 
     run_study(parse_study(CV_STUDY, "cv-ui.yaml"), CV_STUDY, RunOptions(tmp_path))
     page = TestClient(create_app(tmp_path)).get("/studies/cv-ui")

@@ -40,6 +40,9 @@ class KnownDataset:
     classes: tuple[str, ...]
     license: str
     mirrors: tuple[str, ...] = ()  # base URLs ending in "/", tried in turn
+    train_rows: int | None = None  # known sizes, so a study is checked without reading data
+    test_rows: int | None = None
+    image_shape: tuple[int, int] | None = None
 
     def file(self, name: str) -> DataFile:
         """The file called `name` (uncompressed name)."""
@@ -87,6 +90,9 @@ MNIST = KnownDataset(
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
         "http://yann.lecun.com/exdb/mnist/",
     ),
+    train_rows=60_000,
+    test_rows=10_000,
+    image_shape=(28, 28),
 )
 
 FASHION_MNIST = KnownDataset(
@@ -122,6 +128,9 @@ FASHION_MNIST = KnownDataset(
     ),
     license="MIT (Zalando SE)",
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    train_rows=60_000,
+    test_rows=10_000,
+    image_shape=(28, 28),
 )
 
 DIGITS = KnownDataset(
@@ -140,6 +149,9 @@ DIGITS = KnownDataset(
     n_classes=10,
     classes=tuple(str(d) for d in range(10)),
     license="CC BY 4.0 (UCI optical recognition of handwritten digits, via scikit-learn)",
+    train_rows=1797 - DIGITS_TEST_ROWS,
+    test_rows=DIGITS_TEST_ROWS,
+    image_shape=(8, 8),
 )
 
 KNOWN_DATASETS: tuple[KnownDataset, ...] = (MNIST, FASHION_MNIST, DIGITS)

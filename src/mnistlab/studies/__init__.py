@@ -2,6 +2,7 @@
 
 from mnistlab.studies.derive import derive_study
 from mnistlab.studies.expand import check_study, expand, refit_run, refit_runs
+from mnistlab.studies.loading import load_study, parse_study
 from mnistlab.studies.options import ExecutorKind, RunOptions
 from mnistlab.studies.progress import StudyProgress
 from mnistlab.studies.records import RunConfig, RunRecord, RunResult, RunSpec
@@ -18,8 +19,6 @@ from mnistlab.studies.spec import (
     TableSpec,
     VariantSpec,
     config_path_error,
-    load_study,
-    parse_study,
     study_json_schema,
 )
 from mnistlab.studies.store import Store, StoreError

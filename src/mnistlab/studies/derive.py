@@ -18,7 +18,8 @@ import yaml
 from pydantic import ValidationError
 
 from mnistlab.errors import SpecError
-from mnistlab.studies.expand import check_study
+from mnistlab.studies.feasibility import DEFAULT_MAX_RUNS
+from mnistlab.studies.loading import verify_study
 from mnistlab.studies.spec import (
     StudySpec,
     config_path_error,
@@ -65,6 +66,7 @@ def derive_study(
     sets: Sequence[str] = (),
     variants: Sequence[str] = (),
     name: str | None = None,
+    max_runs: int = DEFAULT_MAX_RUNS,
 ) -> StudySpec:
     """The study narrowed to `variants` (by name) with every `sets` override applied.
 
@@ -74,6 +76,7 @@ def derive_study(
     sets : `PATH=VALUE` texts, applied in order (a later one on the same path wins).
     variants : names of the variants to keep, in the file's order; empty: all.
     name : the derived study's name; default: the study's name plus what was changed.
+    max_runs : more runs than this is an error, as for the file (`loading.parse_study`).
 
     Raises
     ------
@@ -96,9 +99,7 @@ def derive_study(
         derived = StudySpec.model_validate(study)
     except ValidationError as exc:
         raise problems_error(validation_problems(exc), source) from None
-    problems = check_study(derived)
-    if problems:
-        raise problems_error(problems, source)
+    verify_study(derived, source, max_runs)
     return derived
 
 

@@ -613,6 +613,15 @@ def check_study(spec: StudySpec) -> list[Problem]:
     return _identify(spec, plan.drafts, _no_data)[1]
 
 
+def study_configs(spec: StudySpec) -> tuple[list[RunConfig], list[str]]:
+    """Each run's resolved configuration and how messages name it, reading no data.
+
+    For a study `check_study` accepts; the cross-validation refits are not included.
+    """
+    drafts = _plan(spec).drafts
+    return [d.config for d in drafts], [d.where for d in drafts]
+
+
 def expand(spec: StudySpec, fingerprint: Fingerprint) -> list[RunSpec]:
     """Every run of a study, resolved and identified, in display order.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -100,11 +101,13 @@ def run_study(
 ) -> RunCounts:
     """Run every unfinished run of a study and store each result in one transaction.
 
-    A killed study resumes: runs left `running` go back to `pending`, finished ones are
-    skipped. A diverged or failed run never stops the study. `options` say where and how
-    (`RunOptions`); with `options.stack`, independent runs of one architecture train as one
-    stacked model (each equal to its run alone), except runs that record training-time
-    captures, which always train alone. `data` is the data cache the runs share (default:
+    A killed study resumes: runs left `running` by a dead process go back to `pending`,
+    finished ones are skipped. Each run is claimed first (`Store.claim_runs`), so two
+    processes running one study on one results folder split its runs, none run twice. A
+    diverged or failed run never stops the study. `options` say where and how (`RunOptions`);
+    with `options.stack`, independent runs of one architecture train as one stacked model
+    (each equal to its run alone), except runs that record training-time captures, which
+    always train alone. `data` is the data cache the runs share (default:
     a new one on `options.data_dir`); pass one to share it with what comes after the run.
     """
     data = data or DataCache(options.data_dir)
@@ -125,22 +128,27 @@ def run_study(
         runs = expand(spec, data.fingerprint)
         store.add_runs(runs)
         counts = RunCounts(spec.name)
-        todo = _unfinished(store, spec.name, runs)
+        todo, held = _claim(store, spec.name, runs)
         if options.listener is not None:
             options.listener.on_study_begin(spec.name, len(runs), len(runs) - len(todo))
         counts.ran += _run(store, todo, runs, options, data)
-        if spec.cross_validation is not None and spec.cross_validation.refit:
+        # refits need every fold's result: with folds held by another process, it refits
+        if spec.cross_validation is not None and spec.cross_validation.refit and not held:
             refits = refit_runs(spec, store.runs(spec.name), data.fingerprint)
             store.add_runs(refits)
-            todo = _unfinished(store, spec.name, refits)
+            todo, _ = _claim(store, spec.name, refits)
             counts.ran += _run(store, todo, refits, options, data)
         counts.counts = {k: n for k, n in store.counts(spec.name).items() if n}
     return counts
 
 
-def _unfinished(store: Store, study: str, runs: Sequence[RunSpec]) -> list[RunSpec]:
+def _claim(store: Store, study: str, runs: Sequence[RunSpec]) -> tuple[list[RunSpec], int]:
+    """Claim the unfinished runs no other live process holds: (those to run, how many held)."""
     status = {r.run_id: r.status for r in store.runs(study)}
-    return [r for r in runs if status.get(r.run_id) not in FINISHED]
+    unfinished = [r for r in runs if status.get(r.run_id) not in FINISHED]
+    worker = f"{os.uname().nodename}:{os.getpid()}"
+    mine = store.claim_runs(study, [r.run_id for r in unfinished], worker)
+    return [r for r in unfinished if r.run_id in mine], len(unfinished) - len(mine)
 
 
 def _run(

@@ -1,12 +1,11 @@
-"""The study file: `StudySpec` and its parts, read from YAML with one-line, line-numbered errors.
+"""The study file's schema: `StudySpec` and its parts, and problems worded as one-line errors.
 
 A study gives the defaults of every run (`data`, `model`, `training`), then what varies:
 a `grid` (a cartesian product over dotted field paths of the run configuration, e.g.
 ``model.hidden`` or ``training.optimizer.learning_rate``), named `variants` (override sets,
 each crossed with the grid or with its own), `repetitions` (seeds, or continued training)
 and an optional `cross_validation` search. `select`, `analyses` and `table` say what to
-report. `load_study` validates everything a run needs, including that every field path
-exists and that every resolved run is valid (`mnistlab.studies.expand.check_study`).
+report. Reading a file safely and checking all of it is `mnistlab.studies.loading`.
 """
 
 from __future__ import annotations
@@ -14,12 +13,10 @@ from __future__ import annotations
 import difflib
 import re
 import typing
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from types import UnionType
 from typing import Annotated, Any, Literal, cast
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -75,6 +72,9 @@ Loc = tuple[str | int, ...]
 
 Problem = tuple[Loc, str]
 """One thing wrong with a study: where, and what (one line)."""
+
+LineOf = Callable[[Loc], int | None]
+"""The 1-based line of the file a location is written on (None: not in the file)."""
 
 _SLUG = r"[a-z0-9][a-z0-9_-]*"  # a study name
 _MAX_PROBLEMS = 20  # more than this many problems are counted, not listed
@@ -360,35 +360,13 @@ def config_path_error(path: str) -> str | None:
 # --- problems -> one-line errors ---
 
 
-class _Lines:
-    """Field locations -> line numbers, from the composed YAML node tree."""
-
-    def __init__(self, root: yaml.Node | None) -> None:
-        self.root = root
-
-    def line(self, loc: Loc) -> int | None:
-        """1-based line of the deepest node `loc` reaches; None when it reaches none."""
-        node, found = self.root, None
-        for part in loc:
-            if isinstance(node, yaml.MappingNode):
-                node = next((v for k, v in node.value if str(k.value) == str(part)), None)
-            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-                node = node.value[part] if 0 <= part < len(node.value) else None
-            else:
-                node = None
-            if node is None:
-                break
-            found = node
-        return None if found is None else found.start_mark.line + 1
-
-
 def format_loc(loc: Loc) -> str:
     """`("variants", 2, "set", "model.hidden")` -> "variants[2].set.model.hidden"."""
     return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
 
 
 def problems_error(
-    problems: Sequence[Problem], source: str, lines: _Lines | None = None
+    problems: Sequence[Problem], source: str, lines: LineOf | None = None
 ) -> SpecError:
     """One `SpecError` holding every problem as `source: line N: field.path: message`, one a line.
 
@@ -398,10 +376,10 @@ def problems_error(
         As `mnistlab.studies.expand.check_study` returns them.
     source : str
         The file name (or the study's name when it has no file).
-    lines : optional
-        The YAML line index; without it no line numbers are given.
+    lines : callable loc -> line, optional
+        The file's line of a location (`loading.LineIndex.line`); without it no line numbers.
     """
-    located = [(lines.line(loc) if lines is not None else None, loc, m) for loc, m in problems]
+    located = [(lines(loc) if lines is not None else None, loc, m) for loc, m in problems]
     located.sort(key=lambda p: float("inf") if p[0] is None else p[0])  # stable: file order
     out = []
     for line, loc, message in located[:_MAX_PROBLEMS]:
@@ -431,115 +409,3 @@ def validation_problems(exc: ValidationError) -> list[Problem]:
         message = str(spec_error(cast(ValidationError, _OneError({**err, "loc": ()}))))
         problems.append((loc, message))
     return problems
-
-
-# --- loading ---
-
-
-def _duplicate_keys(node: yaml.Node | None, loc: Loc = ()) -> list[str]:
-    """Keys given twice in one mapping (YAML would silently keep the last), with their lines."""
-    problems: list[str] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            if key.tag == "tag:yaml.org,2002:merge":
-                continue
-            name, line = str(key.value), key.start_mark.line + 1
-            if name in seen:
-                where = format_loc((*loc, name))
-                problems.append(
-                    f"line {line}: {where}: key given twice (first on line {seen[name]})"
-                )
-            seen.setdefault(name, line)
-            problems += _duplicate_keys(value, (*loc, name))
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            problems += _duplicate_keys(item, (*loc, i))
-    return problems
-
-
-def _read_yaml(text: str, source: str) -> tuple[Any, _Lines]:
-    """Parse YAML safely, keeping the node tree for line numbers."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        lines = _Lines(node)
-        duplicates = _duplicate_keys(node)
-        if duplicates:
-            raise SpecError("\n".join(f"{source}: {d}" for d in duplicates))
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}:{mark.column + 1}: " if mark is not None else ""
-        problem = exc.problem or exc.context or "unreadable"
-        raise SpecError(f"{source}: {where}invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{source}: invalid YAML: {exc}") from None
-    finally:
-        loader.dispose()
-    return data, lines
-
-
-def parse_study(text: str, source: str = "<study>") -> StudySpec:
-    """Read a study from YAML text and check it completely.
-
-    Parameters
-    ----------
-    text : str
-        The YAML document.
-    source : str
-        The name errors start with, usually the file's path.
-
-    Returns
-    -------
-    StudySpec
-        Valid: every field path exists and every run it expands to is a valid `RunConfig`.
-
-    Raises
-    ------
-    SpecError
-        One line per problem (``source: line N: field.path: message``).
-    """
-    data, lines = _read_yaml(text, source)
-    if data is None:
-        raise SpecError(f"{source}: the study is empty; it needs at least a name")
-    if not isinstance(data, dict):
-        kind = type(data).__name__
-        raise SpecError(
-            f"{source}: line 1: a study is a mapping (name: ..., grid: ...), got a {kind}"
-        )
-    try:
-        spec = StudySpec.model_validate(data)
-    except ValidationError as exc:
-        raise problems_error(validation_problems(exc), source, lines) from None
-    from mnistlab.studies.expand import check_study  # expand builds on this module
-
-    problems = check_study(spec)
-    if problems:
-        raise problems_error(problems, source, lines)
-    return spec
-
-
-def load_study(path: Path | str) -> StudySpec:
-    """Read and check the study file at `path` (see `parse_study`).
-
-    Parameters
-    ----------
-    path : Path or str
-        A YAML study file.
-
-    Returns
-    -------
-    StudySpec
-
-    Raises
-    ------
-    SpecError
-        The file cannot be read, is not YAML, or describes an invalid study.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read the study file: {exc}") from None
-    return parse_study(text, str(path))

@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # records imports torch (1.7 s); the store needs them only to
 
 STATUSES: tuple[RunStatus, ...] = tuple(RunStatus)
 _WAL_RETRY_SECONDS = 0.05
+CLAIMED = "claimed by "  # the worker of a run `claim_runs` holds, until `mark_running`
 _BUSY_TIMEOUT_MS = 30_000
 
 
@@ -475,6 +476,8 @@ class Store:
     def mark_running(self, run_id: str, worker: str) -> None:
         """Claim a pending run for `worker` (e.g. "host:pid"), recording this process's pid.
 
+        A run this process holds by `claim_runs` (not started yet) is taken over as well.
+
         Parameters
         ----------
         run_id : str
@@ -490,17 +493,19 @@ class Store:
         with self._transaction() as conn:
             cursor = conn.execute(
                 "UPDATE runs SET status = 'running', started = ?, worker = ?, pid = ?"
-                " WHERE run_id = ? AND status = 'pending'",
-                (_now(), worker, os.getpid(), run_id),
+                " WHERE run_id = ? AND (status = 'pending' OR (status = 'running' AND pid = ?"
+                " AND worker LIKE ? || '%'))",
+                (_now(), worker, os.getpid(), run_id, os.getpid(), CLAIMED),
             )
             if cursor.rowcount == 0:
                 raise self._not_writable(conn, run_id, "pending")
 
     def reset_interrupted(self, study: str) -> int:
-        """Put the study's `running` rows, left by a killed process, back to `pending`.
+        """Put the study's `running` rows whose owner is gone back to `pending`.
 
-        Call it only where no other process is running this study: a live worker's runs
-        are `running` too.
+        A row's owner is the process (pid) that claimed it: one no longer alive (killed), or
+        this very process (an earlier call interrupted), has left it; a live other process
+        is still running it, and its rows are left alone.
 
         Parameters
         ----------
@@ -513,16 +518,49 @@ class Store:
             How many runs went back to pending.
         """
         with self._transaction() as conn:
-            conn.execute(  # the epochs they stored live are redone when they run again
-                "DELETE FROM epochs WHERE run_id IN"
-                " (SELECT run_id FROM runs WHERE study = ? AND status = 'running')",
-                (study,),
+            return self._reclaim(conn, study)
+
+    def _reclaim(self, conn: sqlite3.Connection, study: str) -> int:
+        """`reset_interrupted` inside an open transaction."""
+        rows = conn.execute(
+            "SELECT run_id, pid FROM runs WHERE study = ? AND status = 'running'", (study,)
+        ).fetchall()
+        gone = [(r["run_id"],) for r in rows if not _owner_alive(r["pid"])]
+        conn.executemany(  # the epochs they stored live are redone when they run again
+            "DELETE FROM epochs WHERE run_id = ?", gone
+        )
+        conn.executemany(
+            "UPDATE runs SET status = 'pending', started = NULL, worker = NULL, pid = NULL"
+            " WHERE run_id = ? AND status = 'running'",
+            gone,
+        )
+        return len(gone)
+
+    def claim_runs(self, study: str, run_ids: Sequence[str], worker: str) -> set[str]:
+        """Atomically claim for this process those of `run_ids` that are pending.
+
+        Runs left by a dead owner are reclaimed first; runs another live process holds,
+        and finished ones, are not claimed. Two processes running one study thus split
+        its runs, each run claimed once (the claim is `running` with this process's pid).
+
+        Returns
+        -------
+        set of str
+            The run_ids this process now holds.
+        """
+        wanted = list(run_ids)
+        with self._transaction() as conn:
+            self._reclaim(conn, study)
+            conn.executemany(
+                "UPDATE runs SET status = 'running', started = ?, worker = ?, pid = ?"
+                " WHERE run_id = ? AND status = 'pending'",
+                [(_now(), CLAIMED + worker, os.getpid(), run_id) for run_id in wanted],
             )
-            return conn.execute(
-                "UPDATE runs SET status = 'pending', started = NULL, worker = NULL, pid = NULL"
-                " WHERE study = ? AND status = 'running'",
-                (study,),
-            ).rowcount
+            held = conn.execute(
+                "SELECT run_id FROM runs WHERE study = ? AND status = 'running' AND pid = ?",
+                (study, os.getpid()),
+            ).fetchall()
+        return {r["run_id"] for r in held} & set(wanted)
 
     def record_epoch(self, run_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
         """Store one epoch of a running run as it ends, so readers (`mnistlab ui`) follow it
@@ -682,6 +720,19 @@ class Store:
 
 
 # --- helpers ---
+
+
+def _owner_alive(pid: int | None) -> bool:
+    """Whether another process `pid` still runs on this machine (SQLite's WAL is local)."""
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
 
 
 def _now() -> str:
