@@ -53,10 +53,11 @@ from run import (  # (benchmarks/run.py, this folder)
 from mnistlab.data import DataSpec, Split, load_data
 from mnistlab.models import build_mlp
 from mnistlab.runtime import configure_threads, make_generator
-from mnistlab.training.loop import RunSeeds, fit
+from mnistlab.training.loop import fit
 from mnistlab.training.losses import batch_loss, correct_count
 from mnistlab.training.optimizers import make_optimizer
 from mnistlab.training.schedules import make_schedule
+from mnistlab.training.state import RunSeeds
 
 pc = time.perf_counter
 

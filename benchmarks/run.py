@@ -54,9 +54,10 @@ from mnistlab.studies.options import RunOptions
 from mnistlab.studies.results_folder import open_store
 from mnistlab.studies.runner import MAX_STACK, run_study
 from mnistlab.studies.spec import RepetitionsSpec, StudySpec
-from mnistlab.training.loop import RunSeeds, evaluate, fit
+from mnistlab.training.loop import evaluate, fit
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.stacked import fit_stack, stack_pays, training_conflicts
+from mnistlab.training.state import RunSeeds
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -21,11 +21,11 @@ from mnistlab.runtime import make_generator, select_device
 from mnistlab.spec import parse_spec
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.history import History
-from mnistlab.training.loop import RunSeeds
 from mnistlab.training.loop import evaluate as evaluate_split
 from mnistlab.training.loop import fit as fit_model
 from mnistlab.training.progress import ProgressBar
 from mnistlab.training.spec import TrainSpec
+from mnistlab.training.state import RunSeeds
 
 if TYPE_CHECKING:  # the studies package costs 0.3 s to import; `import mnistlab` need not pay
     from mnistlab.studies.status import RunStatus

@@ -10,8 +10,9 @@ from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.runtime import make_generator
 from mnistlab.training.callbacks import GradientNorms
 from mnistlab.training.lean import lean_supported, lean_unsupported
-from mnistlab.training.loop import RunSeeds, fit
+from mnistlab.training.loop import fit
 from mnistlab.training.spec import TrainSpec
+from mnistlab.training.state import RunSeeds
 
 TOL = {"rtol": 1e-5, "atol": 1e-6}
 ACTIVATIONS = {

@@ -10,8 +10,9 @@ from mnistlab.errors import SpecError
 from mnistlab.models import CNNSpec, MLPSpec, build_mlp, build_model
 from mnistlab.runtime import make_generator
 from mnistlab.training.callbacks import Callback, GradientNorms, WeightSnapshots
-from mnistlab.training.loop import RunSeeds, evaluate, fit
+from mnistlab.training.loop import evaluate, fit
 from mnistlab.training.spec import TrainSpec
+from mnistlab.training.state import RunSeeds
 
 
 def _blobs(n: int = 96, seed: int = 0) -> Split:

@@ -10,7 +10,7 @@ from mnistlab.errors import SpecError
 from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.models.stacked import stack_models
 from mnistlab.runtime import SMALL_GEMM, make_generator
-from mnistlab.training.loop import RunSeeds, evaluate, fit
+from mnistlab.training.loop import evaluate, fit
 from mnistlab.training.optimizers import _SPECS as OPTIMIZER_SPECS
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.stacked import (
@@ -24,6 +24,7 @@ from mnistlab.training.stacked import (
     stack_pays,
     training_conflicts,
 )
+from mnistlab.training.state import RunSeeds
 
 D, C = 20, 3
 TOLERANCE = {"rtol": 1e-5, "atol": 1e-6}

@@ -27,9 +27,10 @@ from mnistlab.studies.status import RunStatus
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.classic import as_tensors, fit_numpy, fit_sklearn
 from mnistlab.training.history import History
-from mnistlab.training.loop import RunSeeds, evaluate, fit
+from mnistlab.training.loop import evaluate, fit
 from mnistlab.training.probes import make_probes, probe_arrays
 from mnistlab.training.stacked import fit_stack, stack_pays
+from mnistlab.training.state import RunSeeds
 
 CLASSIC_KINDS = frozenset({"sklearn", "numpy"})  # fitted outside the torch loop
 

@@ -15,7 +15,7 @@ from torch import Tensor
 from mnistlab.training.spec import CheckpointSpec, EarlyStoppingSpec, MonitorMode
 
 if TYPE_CHECKING:
-    from mnistlab.training.loop import RunState
+    from mnistlab.training.state import RunState
 
 
 class Callback:

@@ -33,10 +33,16 @@ from mnistlab.models.mlp import MLPNet
 from mnistlab.models.spec import ActivationSpec
 from mnistlab.training.optimizers import SGD, sgd_update
 from mnistlab.training.spec import TrainSpec
+from mnistlab.training.state import (
+    DIVERGENCE_CHECK_STEPS,
+    RunState,
+    Split,
+    epoch_logs,
+    first_bad,
+)
 
 if TYPE_CHECKING:
     from mnistlab.training.callbacks import Events
-    from mnistlab.training.loop import RunState, Split
     from mnistlab.training.schedules import Schedule
 
 Engine = Literal["auto", "autograd", "lean"]
@@ -296,9 +302,6 @@ def train_epoch_lean(
     -------
     Keras's epoch logs (`loss`, `accuracy`) and the index of the first bad batch, or None.
     """
-    # loop.py imports this module: take its helpers at call time
-    from mnistlab.training.loop import DIVERGENCE_CHECK_STEPS, _epoch_logs, _first_bad
-
     model, optimizer, spec = run.model, run.optimizer, run.spec
     assert isinstance(model, MLPNet)
     x, y = train.x, train.y
@@ -327,13 +330,13 @@ def train_epoch_lean(
         run.step += 1
         events.on_step_end(run)
         if i + 1 - checked == DIVERGENCE_CHECK_STEPS:
-            bad = _first_bad(losses[checked : i + 1], spec.divergence_threshold)
+            bad = first_bad(losses[checked : i + 1], spec.divergence_threshold)
             if bad is not None:
                 correct = _correct(predicted, y, order, i + 1)
-                return _epoch_logs(losses, correct, i + 1, batch, n, spec), checked + bad
+                return epoch_logs(losses, correct, i + 1, batch, n, spec), checked + bad
             checked = i + 1
-    bad = _first_bad(losses[checked:steps], spec.divergence_threshold)
-    logs = _epoch_logs(losses, _correct(predicted, y, order, steps), steps, batch, n, spec)
+    bad = first_bad(losses[checked:steps], spec.divergence_threshold)
+    logs = epoch_logs(losses, _correct(predicted, y, order, steps), steps, batch, n, spec)
     return logs, None if bad is None else checked + bad
 
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from mnistlab.errors import SpecError
 from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.training.batches import Augmenter, BatchStream, image_shape
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
@@ -22,9 +20,17 @@ from mnistlab.training.losses import batch_loss, correct_count
 from mnistlab.training.optimizers import make_optimizer
 from mnistlab.training.schedules import Schedule, make_schedule
 from mnistlab.training.spec import TrainSpec
+from mnistlab.training.state import (
+    DIVERGENCE_CHECK_STEPS,
+    RunSeeds,
+    RunState,
+    Split,
+    check_monitors,
+    first_bad,
+    weighted_logs,
+)
 
 EVAL_BATCH_SIZE = 4096  # inference only: the batch size changes nothing but speed
-DIVERGENCE_CHECK_STEPS = 32  # look for a NaN/inf loss this often (one host sync)
 
 
 class TrainableModel(Protocol):
@@ -33,46 +39,6 @@ class TrainableModel(Protocol):
     def __call__(self, x: Tensor) -> Tensor: ...
     def penalty(self) -> Tensor: ...
     def set_generator(self, generator: torch.Generator) -> None: ...
-
-
-class Split(Protocol):
-    """What the loop needs of a data split: float32 inputs and labels on one device."""
-
-    x: Tensor
-    y: Tensor
-
-
-@dataclass
-class RunState:
-    """The state of one run, shared with callbacks; they stop it with `stop = True`."""
-
-    model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    spec: TrainSpec
-    history: History
-    seed: int
-    epoch: int = 0
-    step: int = 0
-    stop: bool = False
-    shuffle_generator: torch.Generator = field(default_factory=torch.Generator)
-    batches: BatchStream | None = None  # the rows of each step (autograd path)
-    augment: Augmenter | None = None  # random transforms of each training batch
-
-
-@dataclass(frozen=True)
-class RunSeeds:
-    """Independent seeds for the random streams of a run, derived from its one seed."""
-
-    init: int
-    shuffle: int
-    dropout: int
-    augment: int
-
-    @classmethod
-    def from_seed(cls, seed: int) -> RunSeeds:
-        """Spread `seed` into four streams with NumPy's SeedSequence (a prefix-stable draw)."""
-        init, shuffle, dropout, augment = np.random.SeedSequence(seed).generate_state(4)
-        return cls(int(init), int(shuffle), int(dropout), int(augment))
 
 
 def fit(
@@ -113,7 +79,7 @@ def fit(
     model.to(device)
     seeds = RunSeeds.from_seed(seed)
     model.set_generator(make_generator(seeds.dropout, device))
-    _check_monitors(spec, has_val=val is not None)
+    check_monitors(spec, has_val=val is not None)
     train_epoch = train_epoch_lean if use_lean(engine, model, spec, train) else _train_epoch
     run = RunState(
         model=model,
@@ -202,44 +168,13 @@ def _train_epoch(
             correct += correct_count(logits.detach(), yb)
         events.on_step_end(run)
         if i + 1 - checked == DIVERGENCE_CHECK_STEPS:
-            bad = _first_bad(losses[checked : i + 1], spec.divergence_threshold)
+            bad = first_bad(losses[checked : i + 1], spec.divergence_threshold)
             if bad is not None:
-                return _weighted_logs(losses, correct, sizes[: i + 1], spec), checked + bad
+                return weighted_logs(losses, correct, sizes[: i + 1], spec), checked + bad
             checked = i + 1
-    bad = _first_bad(losses[checked:steps], spec.divergence_threshold)
-    logs = _weighted_logs(losses, correct, sizes, spec)
+    bad = first_bad(losses[checked:steps], spec.divergence_threshold)
+    logs = weighted_logs(losses, correct, sizes, spec)
     return logs, None if bad is None else checked + bad
-
-
-def _epoch_logs(
-    losses: Tensor, correct: Tensor, done: int, batch: int, n: int, spec: TrainSpec
-) -> dict[str, float]:
-    """Keras's running means over `done` steps of one pass in batches of `batch`."""
-    sizes = torch.full((done,), float(batch))
-    sizes[-1] = min(batch, n - batch * (done - 1))
-    return _weighted_logs(losses, correct, sizes, spec)
-
-
-def _weighted_logs(
-    losses: Tensor, correct: Tensor, sizes: Tensor, spec: TrainSpec
-) -> dict[str, float]:
-    """Keras's running means: batch losses weighted by batch size, accuracy over samples."""
-    sizes = sizes.to(losses.device)
-    seen = float(sizes.sum())
-    logs = {"loss": float((losses[: len(sizes)] * sizes).sum() / seen)}
-    if spec.is_classification:
-        logs["accuracy"] = float(correct) / seen
-    return logs
-
-
-def _first_bad(losses: Tensor, threshold: float | None) -> int | None:
-    """Index of the first NaN/inf loss (or above the opt-in bound), None when all are fine."""
-    bad = ~torch.isfinite(losses)
-    if threshold is not None:
-        bad |= losses.abs() > threshold
-    if not bool(bad.any()):
-        return None
-    return int(bad.nonzero()[0, 0])
 
 
 @torch.no_grad()
@@ -327,20 +262,3 @@ def evaluate_augmented(
 def _softmax_output(model: torch.nn.Module) -> bool:
     """Whether the model ends in a softmax (an `MLPNet` says so; other modules are assumed to)."""
     return getattr(getattr(model, "spec", None), "output", "softmax") == "softmax"
-
-
-def _check_monitors(spec: TrainSpec, has_val: bool) -> None:
-    """A callback watching a metric the run will not produce is a spec error, not a warning."""
-    available = {"loss", "val_loss"} if has_val else {"loss"}
-    if spec.is_classification:
-        available |= {"accuracy", "val_accuracy"} if has_val else {"accuracy"}
-    watched = {
-        "training.early_stopping.monitor": spec.early_stopping and spec.early_stopping.monitor,
-        "training.checkpoint.monitor": spec.checkpoint and spec.checkpoint.monitor,
-    }
-    for where, monitor in watched.items():
-        if monitor and monitor not in available:
-            raise SpecError(
-                f"{where}: {monitor!r} is not produced by this run "
-                f"(available: {', '.join(sorted(available))}; val_* needs validation data)"
-            )

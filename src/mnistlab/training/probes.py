@@ -18,7 +18,7 @@ from torch import Tensor
 from mnistlab.training.callbacks import Callback
 
 if TYPE_CHECKING:
-    from mnistlab.training.loop import RunState
+    from mnistlab.training.state import RunState
 
 CAPTURES: tuple[str, ...] = ("initial_weights", "learning_speed", "chain_product")
 """What a run can record while it trains, for analyses that cannot work from final weights."""

@@ -17,7 +17,7 @@ from rich.progress import (
 from mnistlab.training.callbacks import Callback
 
 if TYPE_CHECKING:
-    from mnistlab.training.loop import RunState
+    from mnistlab.training.state import RunState
 
 UPDATES_PER_EPOCH = 20  # redraws per epoch: smooth enough, and cheap next to the steps
 

@@ -36,16 +36,7 @@ from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
 from mnistlab.training.history import History
 from mnistlab.training.lean import lean_supported
-from mnistlab.training.loop import (
-    DIVERGENCE_CHECK_STEPS,
-    EVAL_BATCH_SIZE,
-    RunSeeds,
-    RunState,
-    Split,
-    _check_monitors,
-    _epoch_logs,
-    eval_logs,
-)
+from mnistlab.training.loop import EVAL_BATCH_SIZE, eval_logs
 from mnistlab.training.losses import KERAS_2_2_4_EPSILON
 from mnistlab.training.optimizers import (
     OptimizerSpec,
@@ -59,6 +50,15 @@ from mnistlab.training.optimizers import (
 )
 from mnistlab.training.schedules import ConstantSpec, ExponentialSpec, Schedule, make_schedule
 from mnistlab.training.spec import TrainSpec
+from mnistlab.training.state import (
+    DIVERGENCE_CHECK_STEPS,
+    RunSeeds,
+    RunState,
+    Split,
+    check_monitors,
+    epoch_logs,
+    first_bad_per_member,
+)
 
 # --- what may differ ---
 
@@ -474,7 +474,7 @@ def fit_stack(
     if problems:
         raise SpecError("; ".join(problems))
     for spec in specs:
-        _check_monitors(spec, has_val=val is not None)
+        check_monitors(spec, has_val=val is not None)
     configure_threads(threads)
     device = train.x.device
     stack = stack_models([net.to(device) for net in nets])
@@ -606,7 +606,7 @@ def _train_epoch(
         if spec.is_classification:
             correct[:, i] = member_correct(logits.detach(), yb)  # (M,)
         if i + 1 - checked == DIVERGENCE_CHECK_STEPS or i + 1 == steps:
-            found = _first_bad(losses[:, checked : i + 1], thresholds)  # one sync
+            found = first_bad_per_member(losses[:, checked : i + 1], thresholds)  # one sync
             for m in found.keys() - frozen:  # diverged now: frozen from the next step, as fit stops
                 bad[m], done[m] = checked + found[m], i + 1
                 frozen.add(m)
@@ -617,7 +617,7 @@ def _train_epoch(
     results = {}
     for m, count in done.items():
         members[m].steps += count
-        logs = _epoch_logs(losses[m], correct[m, :count].sum(), count, batch, n, spec)
+        logs = epoch_logs(losses[m], correct[m, :count].sum(), count, batch, n, spec)
         results[m] = (logs, bad.get(m))
     return results
 
@@ -661,13 +661,6 @@ def member_orders(
     if len(distinct) == len(perms):
         return torch.stack(distinct).to(device), None  # (M, N)
     return torch.stack(distinct).to(device), BatchGroups.from_batches(batch_of, device)  # (G, N)
-
-
-def _first_bad(losses: Tensor, thresholds: Tensor) -> dict[int, int]:
-    """Per member, the index of its first NaN/inf (or above-bound) loss; losses (M, W)."""
-    bad = ~torch.isfinite(losses) | (losses.abs() > thresholds)  # (M, W)
-    first = torch.where(bad.any(dim=1), bad.int().argmax(dim=1), -1).tolist()  # (M,)
-    return {m: f for m, f in enumerate(first) if f >= 0}
 
 
 def _index(members: set[int], device: torch.device) -> Tensor | None:

@@ -12,8 +12,8 @@ from mnistlab.runtime import make_generator
 from mnistlab.training import loop
 from mnistlab.training.callbacks import Callback, GradientNorms
 from mnistlab.training.engines import compiled
-from mnistlab.training.loop import RunSeeds
 from mnistlab.training.spec import TrainSpec
+from mnistlab.training.state import RunSeeds
 
 WEIGHTS = {"rtol": 1e-5, "atol": 1e-6}
 HISTORY = {"rtol": 1e-6, "atol": 1e-7}

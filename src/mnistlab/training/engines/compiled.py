@@ -25,15 +25,14 @@ from mnistlab.models.layers import Activation, Dense, Dropout
 from mnistlab.models.mlp import MLPNet
 from mnistlab.training.engines import compiled_kernels as kernels
 from mnistlab.training.spec import TrainSpec
+from mnistlab.training.state import DIVERGENCE_CHECK_STEPS, RunState, Split, weighted_logs
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from mnistlab.training.callbacks import Callback, Events
-    from mnistlab.training.loop import RunState, Split
     from mnistlab.training.schedules import Schedule
 
-CHECK_EVERY = 32  # the torch loops' divergence check period (steps)
 DRAW_BUDGET = 1 << 22  # dropout draws per chunk (16 MiB of float32)
 OPTIMIZER_CODES = {
     "sgd": kernels.SGD,
@@ -306,7 +305,7 @@ class CompiledNet:
             self.threshold,
             position[0],
             position[1],
-            CHECK_EVERY,
+            DIVERGENCE_CHECK_STEPS,
             probe[0],
             probe[1],
             losses,
@@ -334,7 +333,8 @@ def chunk_steps(draws_per_step: int) -> int:
     """Steps per kernel call: a multiple of the check period, holding DRAW_BUDGET draws at most."""
     if draws_per_step == 0:
         return 1 << 30
-    return max(CHECK_EVERY, DRAW_BUDGET // draws_per_step // CHECK_EVERY * CHECK_EVERY)
+    period = DIVERGENCE_CHECK_STEPS
+    return max(period, DRAW_BUDGET // draws_per_step // period * period)
 
 
 def epoch_rows(run: RunState, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -377,8 +377,6 @@ def train_epoch_compiled(
     Keras's epoch logs (`loss`, and `accuracy` for classification) and the index of the
     first bad batch, or None.
     """
-    from mnistlab.training.loop import _weighted_logs  # loop.py will import this module
-
     model, spec = run.model, run.spec
     net = CompiledNet(model, run.optimizer, spec)
     net.load()
@@ -412,7 +410,7 @@ def train_epoch_compiled(
     for callback in probes:
         callback.add_gradient_norms(norm_sums, sampled)
     hits = torch.tensor(int(correct[:done].sum()))
-    logs = _weighted_logs(
+    logs = weighted_logs(
         torch.from_numpy(losses), hits, torch.from_numpy(sizes[:done]).float(), spec
     )
     return logs, bad
