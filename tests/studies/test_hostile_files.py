@@ -36,7 +36,7 @@ def _corpus() -> dict[str, str | bytes]:
         "4.8 million runs": BASE
         + "grid:\n"
         + f"  training.batch_size: [{', '.join(str(b) for b in range(1, 201))}]\n"
-        + f"  training.optimizer.learning_rate: [{', '.join(str(i / 1e3) for i in range(1, 201))}]\n"
+        + f"  training.optimizer.learning_rate: [{', '.join(f'{i}e-3' for i in range(1, 201))}]\n"
         + f"  model.hidden: [{', '.join(f'[{u}]' for u in range(1, 121))}]\n",
         "Dense before Flatten": "name: c\ndata: {dataset: digits}\n"
         "model: {kind: cnn, layers: [{layer: dense, units: 8}, flatten]}\n",
