@@ -356,33 +356,14 @@ def test_a_failed_train_exits_1_with_one_line(monkeypatch):
 
 def test_set_and_variant_run_a_derived_study_beside_the_full_one(tiny_study, tmp_path):
     results = str(tmp_path / "results")
-    ran = invoke(
-        "run",
-        str(tiny_study),
-        "--results",
-        results,
-        "--no-report",
-        "--set",
-        "training.epochs=1",
-        "--set",
-        "model.activation=relu",
-    )
+    derived = ("--set", "training.epochs=1", "--set", "model.activation=relu")
+    ran = invoke("run", str(tiny_study), "--results", results, "--no-report", *derived)
     assert ran.exit_code == 0, ran.output
     assert "tiny-cli--epochs-1-activation-relu: ran 2 runs; 2 done" in ran.output
     listed = invoke("studies", "--results", results)
     assert "tiny-cli--epochs-1-activation-relu" in listed.output
     assert "tiny-cli " not in listed.output  # the full study's name holds no runs
-    again = invoke(
-        "run",
-        str(tiny_study),
-        "--results",
-        results,
-        "--no-report",
-        "--set",
-        "training.epochs=1",
-        "--set",
-        "model.activation=relu",
-    )
+    again = invoke("run", str(tiny_study), "--results", results, "--no-report", *derived)
     assert "ran 0 runs" in again.output  # the same derivation resumes
 
 
