@@ -46,17 +46,17 @@ from torch import nn
 
 from mnistlab.data import DataSpec, load_data
 from mnistlab.models import MLPSpec, build_mlp
-from mnistlab.models.stacked import stack_conflicts
 from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.studies.expand import expand
 from mnistlab.studies.loading import load_study
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.results_folder import open_store
-from mnistlab.studies.runner import MAX_STACK, run_study
+from mnistlab.studies.runner import run_study
 from mnistlab.studies.spec import RepetitionsSpec, StudySpec
+from mnistlab.studies.stacking import stack_groups
 from mnistlab.training.loop import evaluate, fit
 from mnistlab.training.spec import TrainSpec
-from mnistlab.training.stacked import fit_stack, stack_pays, training_conflicts
+from mnistlab.training.stacked import fit_stack, stack_pays
 from mnistlab.training.state import RunSeeds
 
 HERE = Path(__file__).resolve().parent
@@ -697,25 +697,6 @@ def _timing_key(run: Any) -> tuple[Any, ...]:
     return (model.hidden, training.optimizer.name, model.batch_norm, dropout)
 
 
-def _stacks(runs: list[Any]) -> list[list[Any]]:
-    """The stacks `mnistlab run` forms (studies/runner.py `_stacked`: greedy, first fit)."""
-    groups: list[list[Any]] = []
-    for run in runs:
-        for group in groups:
-            head = group[0]
-            if (
-                len(group) < MAX_STACK
-                and head.config.data == run.config.data
-                and not stack_conflicts([head.config.model, run.config.model])
-                and not training_conflicts([head.config.training, run.config.training])
-            ):
-                group.append(run)
-                break
-        else:
-            groups.append([run])
-    return groups
-
-
 def _worst(loads: Sequence[float | None]) -> float | None:
     known = [x for x in loads if x is not None]
     return max(known) if known else None
@@ -767,7 +748,7 @@ def workload_d(data: Any, epochs: int, keras: Keras | None) -> list[StudyEstimat
     )
 
     # mnistlab as `mnistlab run` does it: compatible runs stacked where a stack pays
-    stacks = _stacks(runs)
+    stacks = stack_groups(runs)
     measured: dict[tuple[Any, ...], float] = {}
     loads = []
     began = time.perf_counter()

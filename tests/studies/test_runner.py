@@ -198,14 +198,14 @@ def test_stacked_runs_equal_single_runs(tmp_path):
 
 def test_the_runner_stacks_compatible_runs_only():
     from mnistlab.studies.execute import RunTask
-    from mnistlab.studies.runner import _stacked
+    from mnistlab.studies.stacking import plan_stacks
 
     spec, _ = study(
         "grid: {model.hidden: [[4], [8]], training.optimizer.learning_rate: [0.01, 0.02],"
         " model.batch_norm: [after]}\nrepetitions: 2\n"
     )
     runs = expand(spec, lambda data: "fp")
-    tasks = _stacked([RunTask((run,), Path("r")) for run in runs], DataCache())
+    tasks = plan_stacks([RunTask((run,), Path("r")) for run in runs], DataCache())
     assert sorted(len(t.runs) for t in tasks) == [4, 4]
     assert all(t.stacked for t in tasks)
     assert {len({r.config.model.hidden for r in t.runs}) for t in tasks} == {1}
@@ -213,11 +213,11 @@ def test_the_runner_stacks_compatible_runs_only():
 
 def test_small_runs_the_lean_step_takes_are_not_stacked():
     from mnistlab.studies.execute import RunTask
-    from mnistlab.studies.runner import _stacked
+    from mnistlab.studies.stacking import plan_stacks
 
     spec, _ = study("grid: {training.optimizer.learning_rate: [0.01, 0.02]}\nrepetitions: 2\n")
     runs = expand(spec, lambda data: "fp")
-    tasks = _stacked([RunTask((run,), Path("r")) for run in runs], DataCache())
+    tasks = plan_stacks([RunTask((run,), Path("r")) for run in runs], DataCache())
     assert [len(t.runs) for t in tasks] == [1, 1, 1, 1]
     assert not any(t.stacked for t in tasks)
 

@@ -10,19 +10,16 @@ from pathlib import Path
 
 from mnistlab.data.cache import DataCache
 from mnistlab.errors import MnistlabError
-from mnistlab.models.stacked import stack_conflicts
-from mnistlab.studies.execute import RunTask, file_digest, worth_stacking
+from mnistlab.studies.execute import RunTask, file_digest
 from mnistlab.studies.executors import RunEvents, make_executor
 from mnistlab.studies.expand import expand, refit_runs
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.records import RunRecord, RunResult, RunSpec
 from mnistlab.studies.results_folder import has_store, open_store, weights_path
 from mnistlab.studies.spec import StudySpec
+from mnistlab.studies.stacking import plan_stacks
 from mnistlab.studies.status import FINISHED, RunStatus
 from mnistlab.studies.store import Store
-from mnistlab.training.stacked import training_conflicts
-
-MAX_STACK = 32  # members per stack; larger stacks gain little once per-member work dominates
 
 
 @dataclass
@@ -164,7 +161,7 @@ def _run(
     records = {r.run_id: r for r in store.runs(every[0].study)}
     tasks, blocked = _tasks(todo, records, options)
     if options.stack:
-        tasks = _stacked(tasks, data)
+        tasks = plan_stacks(tasks, data)
     finished = 0
     for result in blocked:
         _store_result(store, result, options)
@@ -230,40 +227,6 @@ def _tasks(
             )
         )
     return tasks, blocked
-
-
-def _stacked(tasks: list[RunTask], data: DataCache) -> list[RunTask]:
-    """Merge independent single runs that can train as one stack; chains stay as they are.
-
-    Runs that record training-time captures train alone: the stacked loop has no probes.
-    So do runs that train faster alone (`execute.worth_stacking`).
-    """
-    groups: list[list[RunTask]] = []
-    kept: list[RunTask] = []
-    for task in tasks:
-        alone = len(task.runs) > 1 or task.runs[0].parent is not None or task.captures
-        if alone or not worth_stacking(task.runs[0], data):
-            kept.append(task)
-            continue
-        for group in groups:
-            if len(group) < MAX_STACK and _stackable(group[0].runs[0], task.runs[0]):
-                group.append(task)
-                break
-        else:
-            groups.append([task])
-    for group in groups:
-        runs = tuple(task.runs[0] for task in group)
-        kept.append(replace(group[0], runs=runs, stacked=len(runs) > 1))
-    return kept
-
-
-def _stackable(a: RunSpec, b: RunSpec) -> bool:
-    """Same data, same architecture, and training settings a stack can hold per member."""
-    return (
-        a.config.data == b.config.data
-        and not stack_conflicts([a.config.model, b.config.model])
-        and not training_conflicts([a.config.training, b.config.training])
-    )
 
 
 def _store_result(store: Store, result: RunResult, options: RunOptions) -> None:
