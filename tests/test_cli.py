@@ -409,3 +409,19 @@ def test_evaluate_each_epoch_feeds_the_zero_one_error(tiny_study, tmp_path):
     assert analyzed.exit_code == 0, analyzed.output
     page = (tmp_path / "results" / "ev" / "analysis-zero_one_error.html").read_text()
     assert "re-evaluated after each epoch in inference mode" in page
+
+
+def test_show_runs_names_each_runs_engine_and_run_engine_forces_one(tiny_study, tmp_path):
+    results = str(tmp_path / "results")
+    assert invoke("run", str(tiny_study), "--results", results, "--no-report").exit_code == 0
+    chosen = invoke("show", "tiny-cli", "--runs", "--results", results)
+    assert "engine compiled (batch 64 × 64·8 = 32,768 multiply-adds < 4,000,000): 4 runs" in (
+        chosen.output
+    )
+    forced = invoke("run", str(tiny_study), "--results", results, "--fresh", "--engine", "autograd")
+    assert forced.exit_code == 0, forced.output
+    shown = invoke("show", "tiny-cli", "--runs", "--results", results)
+    assert "engine autograd (requested): 4 runs" in shown.output
+    unknown = invoke("run", str(tiny_study), "--results", results, "--engine", "jit")
+    assert unknown.exit_code == 2
+    assert "'jit' is not one of 'auto', 'autograd', 'lean', 'compiled'" in unknown.output

@@ -120,6 +120,13 @@ class Optimizer(StrEnum):
     adadelta = "adadelta"
 
 
+class EngineName(StrEnum):
+    auto = "auto"
+    autograd = "autograd"
+    lean = "lean"
+    compiled = "compiled"
+
+
 class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
@@ -301,6 +308,13 @@ def run(
     ] = True,
     data_dir: DataDirOption = None,
     device: DeviceOption = Device.auto,
+    engine: Annotated[
+        EngineName,
+        typer.Option(
+            help="training engine of every run (auto: the fastest that can train each run, "
+            "with stacks; any other forces it and stacks nothing)"
+        ),
+    ] = EngineName.auto,
     report: Annotated[
         bool, typer.Option(help="write <results>/<study>/report.html at the end")
     ] = True,
@@ -332,6 +346,7 @@ def run(
             device=device.value,
             fresh=fresh,
             stack=stack,
+            engine=engine.value,
         )
         if dry_run:
             _render_plan(plan_study(spec, options))

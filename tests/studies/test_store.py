@@ -83,13 +83,13 @@ def store():
 def test_open_creates_folder_sets_pragmas_and_reopens_idempotently(tmp_path):
     path = tmp_path / "results" / "mnistlab.db"
     with open_study(path, n=2) as store:
-        assert sql(store, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(1,)]
+        assert sql(store, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(2,)]
         assert sql(store, "PRAGMA journal_mode") == [("wal",)]
         assert sql(store, "PRAGMA synchronous") == [(1,)]  # NORMAL
         assert sql(store, "PRAGMA foreign_keys") == [(1,)]
         assert sql(store, "PRAGMA busy_timeout") == [(30_000,)]
     with Store.open(str(path)) as store:  # reopening migrates nothing and keeps the data
-        assert sql(store, "PRAGMA user_version") == [(1,)]
+        assert sql(store, "PRAGMA user_version") == [(2,)]
         assert [r.run_id for r in store.runs("s")] == ["r0000", "r0001"]
         assert store.integrity_check() == "ok"
     with pytest.raises(StoreError, match="Cannot operate on a closed database"):
@@ -102,8 +102,22 @@ def test_newer_schema_is_refused(tmp_path):
     with pytest.raises(StoreError) as err:
         Store.open(path)
     assert str(err.value) == (
-        f"{path}: results store has schema version 4, this mnistlab knows up to 1; upgrade mnistlab"
+        f"{path}: results store has schema version 5, this mnistlab knows up to 2; upgrade mnistlab"
     )
+
+
+def test_a_version_1_store_gains_the_engine_column_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "mnistlab.db"
+    open_study(path, n=2).close()
+    conn = sqlite3.connect(path)  # the file as version 1 wrote it
+    conn.execute("ALTER TABLE runs DROP COLUMN engine")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    with Store.open(path) as store:
+        assert sql(store, "PRAGMA user_version") == [(2,)]
+        assert [(r.run_id, r.engine) for r in store.runs("s")] == [("r0000", None), ("r0001", None)]
+        store.finish_run(RunResult("r0000", RunStatus.DONE, engine="compiled (requested)"), {})
+        assert store.run("r0000").engine == "compiled (requested)"
 
 
 def test_a_file_that_is_not_a_store_is_refused(tmp_path):
@@ -392,7 +406,7 @@ with Store.open(job["db"]) as store:
         history = {k: [0.1 * e for e in epochs] for k in ("loss", "accuracy", "val_loss")}
         result = types.SimpleNamespace(
             run_id=run_id, status="done", metrics={"loss": 0.5}, history=history,
-            artifacts={}, seconds=0.1, error=None,
+            artifacts={}, seconds=0.1, error=None, engine=None,
         )
         store.finish_run(result, {"weights": (f"s/{run_id}.safetensors", "0" * 64, 100 + i)})
 """

@@ -51,7 +51,7 @@ def _assert_stack_matches_alone(models, specs, seeds, *, val=True):
     train, val_split = _blobs(), (_blobs(seed=1) if val else None)
     alone = [_net(m, s) for m, s in zip(models, seeds, strict=True)]
     expected = [
-        fit(net, train, spec, val=val_split, seed=seed, threads=1)
+        fit(net, train, spec, val=val_split, seed=seed, threads=1, engine="autograd")
         for net, spec, seed in zip(alone, specs, seeds, strict=True)
     ]
     stacked = [_net(m, s) for m, s in zip(models, seeds, strict=True)]

@@ -183,7 +183,7 @@ def test_a_running_study_gains_epochs_on_screen(page, tmp_path, shots):
     study.write_text(LIVE_STUDY)
     results = tmp_path / "results"
     command = [sys.executable, "-m", "mnistlab.cli", "run", str(study), "--results", str(results)]
-    command += ["--jobs", "1"]
+    command += ["--jobs", "1", "--engine", "autograd"]  # slow enough to watch it run
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60

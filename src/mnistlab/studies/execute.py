@@ -26,6 +26,7 @@ from mnistlab.studies.results_folder import captures_path, scores_path, weights_
 from mnistlab.studies.status import RunStatus
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.classic import as_tensors, fit_numpy, fit_sklearn
+from mnistlab.training.engines import Engine
 from mnistlab.training.history import History
 from mnistlab.training.loop import evaluate, fit
 from mnistlab.training.probes import make_probes, probe_arrays
@@ -56,6 +57,7 @@ class RunTask:
     device: str = "auto"
     stacked: bool = False  # independent runs of one architecture, trained as one stack
     captures: tuple[str, ...] = ()  # training-time probes (`training.probes.CAPTURES`)
+    engine: Engine = "auto"  # `training.engines.choose_engine`; "autograd" forces torch
 
 
 def _sample_mlp(run: RunSpec, cache: DataCache) -> nn.Module | None:
@@ -233,6 +235,7 @@ def _train(
         seed=run.seed,
         callbacks=callbacks,
         threads=task.threads,
+        engine=task.engine,
         evaluate_on=_evaluate_on(run, data),
     )
     result = _result(run, net, data, history, task)
@@ -276,6 +279,7 @@ def _train_classic(run: RunSpec, data: Data, task: RunTask) -> RunResult:
         metrics=outcome.metrics,
         history=outcome.history,
         artifacts=artifacts,
+        engine=model.kind,
     )
 
 
@@ -301,6 +305,7 @@ def _result(
         history=history.history,
         artifacts={"weights": str(path)},
         seconds=seconds,
+        engine=history.engine,
     )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from mnistlab.studies.records import RunResult, RunSpec
+    from mnistlab.training.engines import Engine
 
 
 class StudyListener(Protocol):
@@ -33,7 +34,9 @@ class RunOptions:
     `threads` fixes torch's threads per run (None: every core, or one for a small dense
     model); `fresh` discards the study's stored runs first; `stack` trains independent runs
     of one architecture as one stacked model; `captures` are the training-time probes to
-    record (None: what the study's analyses need, `mnistlab.analysis.captures_for`).
+    record (None: what the study's analyses need, `mnistlab.analysis.captures_for`);
+    `engine` forces one training engine for every run, and then nothing is stacked ("auto":
+    `training.engines.choose_engine` picks per run, stacks where `stack` allows).
     """
 
     results: Path = Path("results")
@@ -44,6 +47,7 @@ class RunOptions:
     fresh: bool = False
     stack: bool = True
     captures: tuple[str, ...] | None = None
+    engine: Engine = "auto"
     executor: ExecutorKind = ExecutorKind.LOCAL
     listener: StudyListener | None = None
 

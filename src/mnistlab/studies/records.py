@@ -66,7 +66,8 @@ class RunResult:
     reports a "train accuracy"), `val_*` and `test_*` (evaluate on those splits), and
     `epochs_run`, `best_epoch`, `stopped_epoch`, `diverged_epoch`, `diverged_batch` when set.
     `history` is Keras's History dict (key -> one value per epoch). `artifacts` maps a kind
-    ("weights") to a file written under the results folder.
+    ("weights") to a file written under the results folder. `engine` names what trained
+    the run and why (`EngineChoice.describe`, "stacked …", "sklearn", "numpy").
     """
 
     run_id: str
@@ -76,6 +77,7 @@ class RunResult:
     artifacts: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+    engine: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,4 @@ class RunRecord:
     metrics: dict[str, float]
     seconds: float | None
     error: str | None
+    engine: str | None = None

@@ -160,7 +160,7 @@ def _run(
         return 0
     records = {r.run_id: r for r in store.runs(every[0].study)}
     tasks, blocked = _tasks(todo, records, options)
-    if options.stack:
+    if options.stack and options.engine == "auto":
         tasks = plan_stacks(tasks, data)
     finished = 0
     for result in blocked:
@@ -224,6 +224,7 @@ def _tasks(
                 threads=options.threads,
                 device=options.device,
                 captures=options.captures or (),
+                engine=options.engine,
             )
         )
     return tasks, blocked

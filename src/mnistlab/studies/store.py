@@ -100,12 +100,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             WHEN OLD.status IN ('done', 'diverged', 'failed')
             BEGIN SELECT RAISE(ABORT, 'a finished run is never updated'); END""",
     ),
+    # version 2: the engine that trained each run, and why (`training.engines.choose_engine`)
+    ("ALTER TABLE runs ADD COLUMN engine TEXT",),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _RUN_COLUMNS = (
     "study, run_id, grp, status, config, seed, repetition, labels, variant, parent, role, ord,"
-    " metrics, seconds, error"
+    " metrics, seconds, error, engine"
 )
 
 
@@ -606,13 +608,14 @@ class Store:
         epochs = _epoch_rows(result.run_id, result.history)
         with self._transaction() as conn:
             cursor = conn.execute(
-                "UPDATE runs SET status = ?, metrics = ?, seconds = ?, error = ?, finished = ?"
-                " WHERE run_id = ? AND status IN ('pending', 'running')",
+                "UPDATE runs SET status = ?, metrics = ?, seconds = ?, error = ?, engine = ?,"
+                " finished = ? WHERE run_id = ? AND status IN ('pending', 'running')",
                 (
                     result.status,
                     _dumps(result.metrics),
                     result.seconds,
                     result.error,
+                    result.engine,
                     _now(),
                     result.run_id,
                 ),
@@ -782,4 +785,5 @@ def _record(row: sqlite3.Row) -> RunRecord:
         metrics=json.loads(row["metrics"]) if row["metrics"] is not None else {},
         seconds=row["seconds"],
         error=row["error"],
+        engine=row["engine"],
     )

@@ -12,6 +12,7 @@ configuration's `Group`, a `Selection`, a `CvRow` or a run). How numbers read is
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -514,7 +515,8 @@ def runs_table(runs: Sequence[RunRecord], title: str = "runs") -> Table:
         Columns: id (first 12 characters; raw: the full id), status (a diverged run with
         its `diverged_epoch`, as stored), variant (if any), role (if mixed), the label
         paths that vary, rep, seed, the train / val / test accuracies and losses present,
-        epochs (`epochs_run`, if any) and seconds.
+        epochs (`epochs_run`, if any), seconds, and the engine that trained each run and why
+        (if stored).
     """
     ordered = sorted(runs, key=lambda r: (r.order, r.repetition))
     columns: list[Column[RunRecord]] = [
@@ -540,4 +542,16 @@ def runs_table(runs: Sequence[RunRecord], title: str = "runs") -> Table:
             lambda r: ("-" if r.seconds is None else f"{r.seconds:.1f}", r.seconds),
         )
     )
-    return build_table(title, columns, ordered, "final metrics of each run; accuracies in %")
+    note = "final metrics of each run; accuracies in %"
+    engines = Counter(r.engine for r in ordered if r.engine)
+    if engines:
+        columns.append(
+            Column("engine", "engine", None, lambda r: (engine_name(r.engine), r.engine))
+        )
+        note += "".join(f"\nengine {text}: {n} runs" for text, n in sorted(engines.items()))
+    return build_table(title, columns, ordered, note)
+
+
+def engine_name(description: str | None) -> str:
+    """The engine of a stored `EngineChoice.describe()` without its reason: "compiled"."""
+    return "-" if not description else description.split(" (", 1)[0]

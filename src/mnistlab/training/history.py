@@ -22,6 +22,7 @@ class History:
     diverged_at: tuple[int, int] | None = None
     stopped_epoch: int | None = None
     best_epoch: int | None = None
+    engine: str = ""  # the engine that trained the run, and why (`EngineChoice.describe`)
 
     def append(self, epoch: int, logs: dict[str, float]) -> None:
         """Record one epoch's logs."""

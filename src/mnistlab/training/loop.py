@@ -14,20 +14,17 @@ from torch import Tensor
 from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.training.batches import Augmenter, BatchStream, image_shape
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
+from mnistlab.training.engines import Engine, choose_engine
 from mnistlab.training.history import History
-from mnistlab.training.lean import Engine, train_epoch_lean, use_lean
-from mnistlab.training.losses import batch_loss, correct_count
+from mnistlab.training.losses import batch_loss, correct_count, softmax_output
 from mnistlab.training.optimizers import make_optimizer
-from mnistlab.training.schedules import Schedule, make_schedule
+from mnistlab.training.schedules import make_schedule
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import (
-    DIVERGENCE_CHECK_STEPS,
     RunSeeds,
     RunState,
     Split,
     check_monitors,
-    first_bad,
-    weighted_logs,
 )
 
 EVAL_BATCH_SIZE = 4096  # inference only: the batch size changes nothing but speed
@@ -65,8 +62,9 @@ def fit(
     callbacks : extra listeners, called after the spec's own (early stopping, checkpoint).
     threads : torch intra-op threads; default every core this process may use, or one
         for a small dense model (`runtime.default_threads`).
-    engine : "auto" trains with the hand-written step of `training.lean` when
-        `lean_supported` says so, else with autograd; "autograd" or "lean" forces one.
+    engine : "auto" picks the fastest engine that can train the run
+        (`training.engines.choose_engine`); "autograd", "lean" or "compiled" forces one.
+        The choice and its reason are kept in `History.engine`.
     evaluate_on : name -> split evaluated after every epoch in inference mode, logged as
         `{name}_eval_loss` and `{name}_eval_accuracy` (`TrainSpec.evaluate_each_epoch`).
 
@@ -80,7 +78,6 @@ def fit(
     seeds = RunSeeds.from_seed(seed)
     model.set_generator(make_generator(seeds.dropout, device))
     check_monitors(spec, has_val=val is not None)
-    train_epoch = train_epoch_lean if use_lean(engine, model, spec, train) else _train_epoch
     run = RunState(
         model=model,
         optimizer=make_optimizer(spec.optimizer, model.parameters()),
@@ -102,13 +99,15 @@ def fit(
         run.augment = Augmenter(spec.augment, image_shape(train.x), seeds.augment)
     schedule = make_schedule(spec.schedule, spec.optimizer.learning_rate)
     events = Events([*callbacks_from_spec(spec.early_stopping, spec.checkpoint), *callbacks])
+    choice = choose_engine(engine, model, spec, train, events.callbacks)
+    run.history.engine = choice.describe()
     events.on_run_begin(run)
     try:
         for epoch in range(spec.epochs):
             run.epoch = epoch
             events.on_epoch_begin(run, epoch)
             started = time.perf_counter()
-            logs, bad_batch = train_epoch(run, schedule, train, events)
+            logs, bad_batch = choice.train_epoch(run, schedule, train, events)
             if validate is not None:
                 logs.update({f"val_{k}": v for k, v in validate().items()})
             for name, split in (evaluate_on or {}).items():
@@ -136,47 +135,6 @@ def eval_logs(name: str, metrics: Mapping[str, float]) -> dict[str, float]:
     return {f"{name}_eval_{key}": value for key, value in metrics.items()}
 
 
-def _train_epoch(
-    run: RunState, schedule: Schedule, train: Split, events: Events
-) -> tuple[dict[str, float], int | None]:
-    """One epoch over `train`; returns Keras's epoch logs and the first bad batch, if any."""
-    model, optimizer, spec = run.model, run.optimizer, run.spec
-    x, y = train.x, train.y
-    batches = run.batches.epoch()
-    steps = len(batches)
-    sizes = torch.tensor([run.batches.size(rows) for rows in batches], dtype=torch.float32)
-    losses = torch.empty(steps, device=x.device)
-    correct = torch.zeros((), dtype=torch.int64, device=x.device)
-    softmax = _softmax_output(model)
-    model.train()
-    checked = 0
-    for i, rows in enumerate(batches):
-        lr = schedule.learning_rate(run.step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        xb, yb = x[rows], y[rows]
-        if run.augment is not None:
-            xb = run.augment(xb)
-        logits = model(xb)
-        loss = batch_loss(logits, yb, spec, softmax) + model.penalty()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        run.step += 1
-        losses[i] = loss.detach()
-        if spec.is_classification:
-            correct += correct_count(logits.detach(), yb)
-        events.on_step_end(run)
-        if i + 1 - checked == DIVERGENCE_CHECK_STEPS:
-            bad = first_bad(losses[checked : i + 1], spec.divergence_threshold)
-            if bad is not None:
-                return weighted_logs(losses, correct, sizes[: i + 1], spec), checked + bad
-            checked = i + 1
-    bad = first_bad(losses[checked:steps], spec.divergence_threshold)
-    logs = weighted_logs(losses, correct, sizes, spec)
-    return logs, None if bad is None else checked + bad
-
-
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, split: Split, spec: TrainSpec) -> dict[str, float]:
     """Loss (penalties included, as Keras) and accuracy of `model` on `split`, inference mode.
@@ -188,7 +146,7 @@ def evaluate(model: torch.nn.Module, split: Split, spec: TrainSpec) -> dict[str,
     was_training = model.training
     model.eval()
     x, y = split.x, split.y
-    softmax = _softmax_output(model)
+    softmax = softmax_output(model)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     for start in range(0, len(x), EVAL_BATCH_SIZE):
@@ -241,7 +199,7 @@ def evaluate_augmented(
     """
     was_training = model.training
     model.eval()
-    softmax = _softmax_output(model)
+    softmax = softmax_output(model)
     total = torch.zeros((), dtype=torch.float64, device=split.x.device)
     correct = torch.zeros((), dtype=torch.int64, device=split.x.device)
     seen = 0
@@ -257,8 +215,3 @@ def evaluate_augmented(
     if spec.is_classification:
         result["accuracy"] = float(correct) / seen
     return result
-
-
-def _softmax_output(model: torch.nn.Module) -> bool:
-    """Whether the model ends in a softmax (an `MLPNet` says so; other modules are assumed to)."""
-    return getattr(getattr(model, "spec", None), "output", "softmax") == "softmax"

@@ -53,3 +53,8 @@ def _regression_targets(y: Tensor, outputs: Tensor) -> Tensor:
     if y.dtype == torch.int64:  # MSE on class ids means MSE on their one-hot codes, as Keras
         return F.one_hot(y, outputs.shape[1]).to(outputs.dtype)
     return y.reshape(outputs.shape).to(outputs.dtype)
+
+
+def softmax_output(model: torch.nn.Module) -> bool:
+    """Whether the model ends in a softmax (an `MLPNet` says so; other modules are assumed to)."""
+    return getattr(getattr(model, "spec", None), "output", "softmax") == "softmax"

@@ -34,8 +34,8 @@ from mnistlab.models.stacked import (
 )
 from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
+from mnistlab.training.engines.lean import lean_supported
 from mnistlab.training.history import History
-from mnistlab.training.lean import lean_supported
 from mnistlab.training.loop import EVAL_BATCH_SIZE, eval_logs
 from mnistlab.training.losses import KERAS_2_2_4_EPSILON
 from mnistlab.training.optimizers import (
@@ -488,7 +488,7 @@ def fit_stack(
                 model=_MemberView(stack, m),  # type: ignore[arg-type]
                 optimizer=optimizer,  # type: ignore[arg-type]
                 spec=spec,
-                history=History(),
+                history=History(engine=f"stacked ({len(nets)} members, autograd)"),
                 seed=seed,
                 shuffle_generator=make_generator(r.shuffle),
             ),

@@ -59,16 +59,12 @@ def _net(seed: int = 0, **fields):
     return build_mlp(spec, 20, 3, make_generator(RunSeeds.from_seed(seed).init))
 
 
-def _fit(model, data, spec, engine, monkeypatch, **kwargs):
-    """`fit` on autograd, or with its epoch trained by the compiled engine."""
-    if engine == "compiled":
-        with monkeypatch.context() as patch:
-            patch.setattr(loop, "_train_epoch", compiled.train_epoch_compiled)
-            return loop.fit(model, data, spec, seed=3, engine="autograd", **kwargs)
-    return loop.fit(model, data, spec, seed=3, engine="autograd", **kwargs)
+def _fit(model, data, spec, engine, **kwargs):
+    """`fit` with its epochs trained by `engine`."""
+    return loop.fit(model, data, spec, seed=3, engine=engine, **kwargs)
 
 
-def _both(monkeypatch, model_fields: dict, train_fields: dict, data: Split | None = None):
+def _both(model_fields: dict, train_fields: dict, data: Split | None = None):
     """Fit the same model with each engine; returns [(model, history)], autograd first."""
     spec = TrainSpec(
         **{"optimizer": OPTIMIZERS["sgd"], "epochs": 4, "batch_size": 4, **train_fields}
@@ -76,7 +72,7 @@ def _both(monkeypatch, model_fields: dict, train_fields: dict, data: Split | Non
     runs = []
     for engine in ("autograd", "compiled"):
         model = _net(**model_fields)
-        history = _fit(model, data or _data(), spec, engine, monkeypatch)
+        history = _fit(model, data or _data(), spec, engine)
         runs.append((model, history))
     return runs
 
@@ -106,10 +102,9 @@ def _assert_same(runs) -> None:
 
 
 @pytest.mark.parametrize("optimizer", [*OPTIMIZERS, *LEGACY])
-def test_compiled_matches_autograd_under_every_optimizer(optimizer, monkeypatch) -> None:
+def test_compiled_matches_autograd_under_every_optimizer(optimizer) -> None:
     settings = OPTIMIZERS.get(optimizer) or LEGACY[optimizer]
     runs = _both(
-        monkeypatch,
         {"hidden": (12, 8), "activation": ("relu", "tanh"), "kernel_regularizer": {"l2": 0.01}},
         {"optimizer": settings},
     )
@@ -119,13 +114,13 @@ def test_compiled_matches_autograd_under_every_optimizer(optimizer, monkeypatch)
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "linear", "leaky_relu", "elu"])
-def test_compiled_matches_autograd_for_every_activation(activation, monkeypatch) -> None:
+def test_compiled_matches_autograd_for_every_activation(activation) -> None:
     spec = {"leaky_relu": {"name": "leaky_relu", "negative_slope": 0.2}}
     spec["elu"] = {"name": "elu", "alpha": 0.7}
-    _assert_same(_both(monkeypatch, {"activation": spec.get(activation, activation)}, {}))
+    _assert_same(_both({"activation": spec.get(activation, activation)}, {}))
 
 
-def test_compiled_matches_autograd_with_dropout_and_penalties(monkeypatch) -> None:
+def test_compiled_matches_autograd_with_dropout_and_penalties() -> None:
     fields = {
         "hidden": (12, 8),
         "activation": ("relu", "sigmoid"),
@@ -137,31 +132,31 @@ def test_compiled_matches_autograd_with_dropout_and_penalties(monkeypatch) -> No
         "bias_regularizer": {"l1": 1e-3},
         "output_kernel_regularizer": {"l1": 1e-3, "l2": 1e-3},
     }
-    _assert_same(_both(monkeypatch, fields, {"optimizer": OPTIMIZERS["momentum"]}))
+    _assert_same(_both(fields, {"optimizer": OPTIMIZERS["momentum"]}))
 
 
 def test_dropout_draws_span_chunks(monkeypatch) -> None:
     monkeypatch.setattr(compiled, "DRAW_BUDGET", 40 * 100)  # 32-step chunks
     assert compiled.chunk_steps(100) == 32
     fields = {"hidden": (12,), "dropout": 0.4, "input_dropout": 0.2}
-    _assert_same(_both(monkeypatch, fields, {"epochs": 2}))
+    _assert_same(_both(fields, {"epochs": 2}))
 
 
-def test_compiled_matches_autograd_unshuffled_scheduled_and_stepped(monkeypatch) -> None:
+def test_compiled_matches_autograd_unshuffled_scheduled_and_stepped() -> None:
     train = {
         "shuffle": False,
         "batch_size": 7,
         "steps_per_epoch": 33,
         "schedule": {"kind": "exponential", "decay_steps": 10, "decay_rate": 0.5},
     }
-    runs = _both(monkeypatch, {"hidden": (), "output": "linear"}, train)
+    runs = _both({"hidden": (), "output": "linear"}, train)
     _assert_same(runs)
     assert runs[1][1].history["learning_rate"][-1] < 0.1
 
 
 @pytest.mark.parametrize("loss", ["mse", "mae"])
-def test_compiled_matches_autograd_for_regression_losses(loss, monkeypatch) -> None:
-    runs = _both(monkeypatch, {"output": "linear"}, {"loss": loss})
+def test_compiled_matches_autograd_for_regression_losses(loss) -> None:
+    runs = _both({"output": "linear"}, {"loss": loss})
     _assert_same(runs)
     assert "accuracy" not in runs[1][1].history
 
@@ -181,12 +176,12 @@ class _NormSums(Callback):
 
 
 @pytest.mark.parametrize("every", [1, 3])
-def test_gradient_norms_are_the_torch_loops(every, monkeypatch) -> None:
+def test_gradient_norms_are_the_torch_loops(every) -> None:
     spec = TrainSpec(optimizer=OPTIMIZERS["nesterov"], epochs=2, batch_size=4)
     reference, probe = GradientNorms(every_n_steps=every), _NormSums(every)
     model = _net(hidden=(12, 8))
-    _fit(model, _data(), spec, "autograd", monkeypatch, callbacks=[reference])
-    _fit(_net(hidden=(12, 8)), _data(), spec, "compiled", monkeypatch, callbacks=[probe])
+    _fit(model, _data(), spec, "autograd", callbacks=[reference])
+    _fit(_net(hidden=(12, 8)), _data(), spec, "compiled", callbacks=[probe])
     names = [name for name, _ in model.named_parameters()]
     assert len(probe.per_epoch) == 2
     for epoch, means in enumerate(probe.per_epoch):
@@ -198,10 +193,10 @@ def test_gradient_norms_are_the_torch_loops(every, monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_nan_input_diverges_at_the_same_batch(shuffle: bool, monkeypatch) -> None:
+def test_nan_input_diverges_at_the_same_batch(shuffle: bool) -> None:
     data = _data(n=400)
     data.x[301, 4] = math.nan  # unshuffled: batch 301 // 4 = 75, past two periodic checks
-    runs = _both(monkeypatch, {}, {"batch_size": 4, "shuffle": shuffle}, data=data)
+    runs = _both({}, {"batch_size": 4, "shuffle": shuffle}, data=data)
     (_, ref), (_, history) = runs
     assert ref.status == history.status == "diverged"
     assert history.diverged_at == ref.diverged_at
@@ -212,9 +207,9 @@ def test_nan_input_diverges_at_the_same_batch(shuffle: bool, monkeypatch) -> Non
 
 
 @pytest.mark.parametrize("threshold", [None, 5.0])
-def test_exploding_runs_diverge_at_the_same_batch(threshold, monkeypatch) -> None:
+def test_exploding_runs_diverge_at_the_same_batch(threshold) -> None:
     train = {"optimizer": {"name": "sgd", "learning_rate": 50.0}}
-    runs = _both(monkeypatch, {"activation": "relu"}, {**train, "divergence_threshold": threshold})
+    runs = _both({"activation": "relu"}, {**train, "divergence_threshold": threshold})
     assert runs[0][1].status == runs[1][1].status == "diverged"
     assert runs[1][1].diverged_at == runs[0][1].diverged_at
 

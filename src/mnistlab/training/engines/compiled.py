@@ -362,7 +362,7 @@ def epoch_rows(run: RunState, n: int) -> tuple[np.ndarray, np.ndarray]:
 def train_epoch_compiled(
     run: RunState, schedule: Schedule, train: Split, events: Events
 ) -> tuple[dict[str, float], int | None]:
-    """`loop._train_epoch` through the kernels: same batches, updates, logs and divergence.
+    """`train_epoch_autograd` through the kernels: same batches, updates, logs and divergence.
 
     Parameters
     ----------

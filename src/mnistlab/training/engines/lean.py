@@ -2,7 +2,7 @@
 
 For a 784-30-10 network at batch 10 the time of a step is almost all per-operation
 overhead, and autograd's graph, its Parameter dispatch and the optimiser's bookkeeping are
-most of it. `train_epoch_lean` does what `loop._train_epoch` does, step for step:
+most of it. `train_epoch_lean` does what `autograd.train_epoch_autograd` does, step for step:
 
 - the same batches (the same `randperm`), the same learning rate from the schedule, the
   same dropout masks (the same `torch.rand` draws from the model's generator, in the same
@@ -15,14 +15,14 @@ most of it. `train_epoch_lean` does what `loop._train_epoch` does, step for step
   and the same periodic divergence check.
 
 Autograd stays the reference: `tests/training/test_lean.py` checks weights and History
-against it. `lean_supported` says which runs the engine takes; the rest stay on autograd.
+against it. `lean_supported` says which runs the engine takes (`training.engines.choose_engine`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from mnistlab.training.callbacks import Events
     from mnistlab.training.schedules import Schedule
 
-Engine = Literal["auto", "autograd", "lean"]
 LEAN_ACTIVATIONS = frozenset({"linear", "sigmoid", "tanh", "relu", "leaky_relu", "elu"})
 
 # --- which runs ---
@@ -90,7 +89,7 @@ def lean_unsupported(model: nn.Module, spec: TrainSpec, train: Split | None = No
 
 
 def lean_supported(model: nn.Module, spec: TrainSpec, train: Split | None = None) -> bool:
-    """Whether `fit`'s "auto" engine trains this run with the lean step.
+    """Whether the lean step can train this run (`choose_engine` decides whether it does).
 
     Supported: an `MLPNet` without batch normalisation, hidden activations linear, sigmoid,
     tanh, relu, leaky_relu or elu, any dropout, softmax or linear output, cross-entropy
@@ -98,24 +97,6 @@ def lean_supported(model: nn.Module, spec: TrainSpec, train: Split | None = None
     clipping option, any schedule.
     """
     return lean_unsupported(model, spec, train) is None
-
-
-def use_lean(engine: Engine, model: nn.Module, spec: TrainSpec, train: Split) -> bool:
-    """Resolve `fit`'s `engine` argument: True for the lean step, False for autograd.
-
-    Raises
-    ------
-    ValueError
-        For an unknown engine, or "lean" on a run it does not support.
-    """
-    if engine == "autograd":
-        return False
-    if engine not in ("auto", "lean"):
-        raise ValueError(f"engine: expected 'auto', 'autograd' or 'lean', got {engine!r}")
-    reason = lean_unsupported(model, spec, train)
-    if engine == "lean" and reason is not None:
-        raise ValueError(f"engine: 'lean' does not support {reason}; use 'auto' or 'autograd'")
-    return reason is None
 
 
 # --- the network, unrolled ---
@@ -289,7 +270,7 @@ def _backward(spec: ActivationSpec, delta: Tensor, z: Tensor, a: Tensor) -> None
 def train_epoch_lean(
     run: RunState, schedule: Schedule, train: Split, events: Events
 ) -> tuple[dict[str, float], int | None]:
-    """`loop._train_epoch` with the lean step: same batches, updates, logs and divergence.
+    """`train_epoch_autograd` with the lean step: same batches, updates, logs and divergence.
 
     Parameters
     ----------

@@ -9,7 +9,7 @@ from mnistlab.data import Split
 from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.runtime import make_generator
 from mnistlab.training.callbacks import GradientNorms
-from mnistlab.training.lean import lean_supported, lean_unsupported
+from mnistlab.training.engines.lean import lean_supported, lean_unsupported
 from mnistlab.training.loop import fit
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import RunSeeds
