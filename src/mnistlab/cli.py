@@ -126,6 +126,13 @@ class Device(StrEnum):
     cuda = "cuda"
 
 
+class Executor(StrEnum):
+    """Where a study's runs train (`studies.options.ExecutorKind`; a test keeps them equal)."""
+
+    local = "local"
+    ray = "ray"
+
+
 Threads = Annotated[int | None, typer.Option(min=1, help="torch threads (default: all cores)")]
 DeviceOption = Annotated[Device, typer.Option(help="where to train (auto: CUDA when present)")]
 
@@ -308,12 +315,28 @@ def run(
     variant: VariantOption = None,
     name: NameOption = None,
     max_runs: MaxRuns = DEFAULT_MAX_RUNS,
+    executor: Annotated[
+        Executor, typer.Option(help="local: this machine; ray: Ray tasks on a Ray cluster")
+    ] = Executor.local,
+    address: Annotated[
+        str | None,
+        typer.Option(help="with ray: the cluster (auto, or ray://host:port); default: a local Ray"),
+    ] = None,
+    cpus_per_run: Annotated[
+        int | None, typer.Option(min=1, help="with ray: CPUs of each run (default 1)")
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None,
+        typer.Option(min=0, help="with ray: GPUs of each run, fractions share one (default 0)"),
+    ] = None,
 ) -> None:
     """Run a study: skip finished runs, run the rest, print its summary table, write its report.
 
     The study is checked as `check` checks it first; a study it refuses writes nothing."""
     from mnistlab.data.cache import DataCache
     from mnistlab.studies import (
+        ClusterOptions,
+        ExecutorKind,
         RunOptions,
         StudyProgress,
         plan_study,
@@ -322,6 +345,15 @@ def run(
     )
 
     with _expected_errors():
+        ray_flags = {
+            "--address": address,
+            "--cpus-per-run": cpus_per_run,
+            "--gpus-per-run": gpus_per_run,
+        }
+        _check_executor_flags(executor, ray_flags, jobs)
+        cluster = ClusterOptions(
+            address=address, cpus_per_run=cpus_per_run or 1, gpus_per_run=gpus_per_run or 0.0
+        )
         spec, source, _ = _load_study(study, set_, variant, name, max_runs)
         _warn_long_training(spec)
         options = RunOptions(
@@ -332,6 +364,8 @@ def run(
             device=device.value,
             fresh=fresh,
             stack=stack,
+            executor=ExecutorKind(executor.value),
+            cluster=cluster,
         )
         if dry_run:
             _render_plan(plan_study(spec, options))
@@ -349,6 +383,16 @@ def run(
                 spec.name, results, data_dir=data_dir, device=device.value, cache=data
             )
             out.print(f"report: {path}", highlight=False, soft_wrap=True)
+
+
+def _check_executor_flags(executor: Executor, ray_flags: dict[str, Any], jobs: int | None) -> None:
+    """Refuse flags the chosen executor ignores (one line, exit 2), rather than drop them."""
+    if executor == Executor.local:
+        given = [flag for flag, value in ray_flags.items() if value is not None]
+        if given:
+            raise MnistlabError(f"{', '.join(given)}: only with --executor ray")
+    elif jobs is not None:
+        raise MnistlabError("--jobs: only with --executor local (on Ray, use --cpus-per-run)")
 
 
 @app.command()
