@@ -416,6 +416,23 @@ def test_executor_flags_that_do_not_fit_are_one_line_exit_2(tiny_study, tmp_path
     assert not (tmp_path / "r").exists()
 
 
+def test_run_on_ray_without_ray_or_a_gpu_is_one_line_exit_2(tiny_study, tmp_path, monkeypatch):
+    import sys
+
+    on_ray = ["run", str(tiny_study), "--results", str(tmp_path / "r"), "--executor", "ray"]
+    cuda = invoke(*on_ray, "--device", "cuda")
+    lines = [line for line in cuda.output.splitlines() if line.strip()]
+    assert cuda.exit_code == 2
+    assert lines == ["error: device: --device cuda on Ray needs --gpus-per-run > 0"]
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, as when not installed
+    monkeypatch.delitem(sys.modules, "mnistlab.studies.ray_executor", raising=False)
+    missing = invoke(*on_ray)
+    lines = [line for line in missing.output.splitlines() if line.strip()]
+    assert missing.exit_code == 2
+    assert lines == ["error: --executor ray needs Ray: pip install -e '.[ray]'"]
+    assert not (tmp_path / "r").exists()  # refused before the store was made
+
+
 def test_evaluate_each_epoch_feeds_the_zero_one_error(tiny_study, tmp_path):
     results = str(tmp_path / "results")
     ran = invoke(

@@ -24,10 +24,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mnistlab.data.cache import DataCache
-from mnistlab.errors import MnistlabError
+from mnistlab.errors import MnistlabError, SpecError
 from mnistlab.runtime import select_device
 from mnistlab.studies.execute import (
     EpochListener,
@@ -38,6 +38,9 @@ from mnistlab.studies.execute import (
 )
 from mnistlab.studies.options import ExecutorKind, RunOptions
 from mnistlab.studies.records import RunResult, RunSpec
+
+if TYPE_CHECKING:
+    from mnistlab.studies.ray_executor import RayExecutor
 
 MIN_POOL_STEPS = 50_000
 """Training steps a study needs before `auto_jobs` starts worker processes: each worker
@@ -75,14 +78,29 @@ def make_executor(
             return LocalPoolExecutor(jobs, events)
         return InProcessExecutor(data, events)
     if options.executor == ExecutorKind.RAY:
-        try:
-            from mnistlab.studies.ray_executor import RayExecutor
-        except ModuleNotFoundError as exc:
-            if (exc.name or "").split(".")[0] != "ray":
-                raise
-            raise MnistlabError(RAY_MISSING) from None
-        return RayExecutor(options.cluster, data, events)
+        return _ray_executor()(options.cluster, data, events)
     raise ValueError(f"executor: unknown kind {options.executor!r}")
+
+
+def check_executor(options: RunOptions) -> None:
+    """Raise the one-line error now, before a study touches its store, when the executor
+    `options` name cannot run as asked (Ray not installed; CUDA on Ray without a GPU)."""
+    if options.executor != ExecutorKind.RAY:
+        return
+    _ray_executor()
+    if options.device.startswith("cuda") and options.cluster.gpus_per_run == 0:
+        raise SpecError("device: --device cuda on Ray needs --gpus-per-run > 0")
+
+
+def _ray_executor() -> type[RayExecutor]:
+    """The Ray executor's class, imported on demand: Ray is an optional dependency."""
+    try:
+        from mnistlab.studies.ray_executor import RayExecutor
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "ray":
+            raise
+        raise MnistlabError(RAY_MISSING) from None
+    return RayExecutor
 
 
 def auto_jobs(tasks: Sequence[RunTask], data: DataCache, device: str) -> int:

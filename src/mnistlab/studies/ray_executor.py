@@ -30,7 +30,7 @@ from ray.exceptions import (
 
 import mnistlab
 from mnistlab.data.cache import DataCache
-from mnistlab.errors import MnistlabError, SpecError
+from mnistlab.errors import MnistlabError
 from mnistlab.studies.execute import RunTask, execute
 from mnistlab.studies.executors import RunEvents
 from mnistlab.studies.options import ClusterOptions
@@ -73,8 +73,6 @@ class RayExecutor:
         self.events = events
 
     def submit(self, tasks: Sequence[RunTask]) -> Iterator[RunResult]:
-        if any(self._needs_gpu(task) for task in tasks):
-            raise SpecError("device: --device cuda on Ray needs --gpus-per-run > 0")
         started = _connect(self.cluster)
         pending: dict[ray.ObjectRef, tuple[RunTask, int]] = {}
         try:
@@ -113,9 +111,6 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
             if started:
                 ray.shutdown()
-
-    def _needs_gpu(self, task: RunTask) -> bool:
-        return task.device.startswith("cuda") and self.cluster.gpus_per_run == 0
 
     def _check_resources(self) -> None:
         """On a local Ray, refuse tasks no node could ever run (Ray would wait forever)."""
