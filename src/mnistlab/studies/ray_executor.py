@@ -164,10 +164,13 @@ def _worker_data(ref: ray.ObjectRef) -> DataCache:
 
 
 def _worker_task(task: RunTask, cluster: ClusterOptions) -> RunTask:
-    """The task as a worker runs it: torch threads = its CPUs, on CUDA when given a GPU."""
+    """The task as a worker runs it: torch threads = its CPUs, on CUDA when given a GPU, on
+    the CPU when "auto" and given none (a GPU the task did not reserve is another's)."""
     device = task.device
     if cluster.gpus_per_run > 0 and torch.cuda.is_available():
         device = "cuda"
+    elif device == "auto":
+        device = "cpu"
     return replace(task, threads=task.threads or cluster.cpus_per_run, device=device)
 
 
