@@ -73,6 +73,8 @@ class RayExecutor:
         self.events = events
 
     def submit(self, tasks: Sequence[RunTask]) -> Iterator[RunResult]:
+        """Send every task to Ray and yield each run's result as its task finishes; a task
+        whose Ray task fails is resent up to `MAX_RETRIES` times, then its runs fail."""
         started = _connect(self.cluster)
         pending: dict[ray.ObjectRef, tuple[RunTask, int]] = {}
         try:
