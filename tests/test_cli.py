@@ -298,6 +298,10 @@ def test_the_typed_choices_are_the_library_names():
     from mnistlab.studies.summary import TABLE_KINDS
 
     assert [t.value for t in ExportTable] == list(TABLE_KINDS)
+    from mnistlab.cli import Executor
+    from mnistlab.studies.options import ExecutorKind
+
+    assert [e.value for e in Executor] == [k.value for k in ExecutorKind]
 
 
 def test_export_gives_every_table_with_numbers_in_their_own_columns(tmp_path):
@@ -382,6 +386,51 @@ def test_bad_set_or_variant_is_one_line_exit_2(tiny_study, tmp_path, args, messa
         lines = [line for line in result.output.splitlines() if line.strip()]
         assert len(lines) == 1 and message in lines[0], result.output
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--address", "auto"], "error: --address: only with --executor ray"),
+        (
+            ["--cpus-per-run", "2", "--gpus-per-run", "0.5"],
+            "error: --cpus-per-run, --gpus-per-run: only with --executor ray",
+        ),
+        (
+            ["--executor", "ray", "--jobs", "2"],
+            "error: --jobs: only with --executor local (on Ray, use --cpus-per-run)",
+        ),
+        (["--executor", "spark"], "error: Invalid value for '--executor'"),
+        (["--executor", "ray", "--cpus-per-run", "0"], "error: Invalid value for '--cpus-per-run'"),
+        (
+            ["--executor", "ray", "--gpus-per-run", "-1"],
+            "error: Invalid value for '--gpus-per-run'",
+        ),
+    ],
+)
+def test_executor_flags_that_do_not_fit_are_one_line_exit_2(tiny_study, tmp_path, args, message):
+    result = invoke("run", str(tiny_study), "--results", str(tmp_path / "r"), *args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message), result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_on_ray_without_ray_or_a_gpu_is_one_line_exit_2(tiny_study, tmp_path, monkeypatch):
+    import sys
+
+    on_ray = ["run", str(tiny_study), "--results", str(tmp_path / "r"), "--executor", "ray"]
+    cuda = invoke(*on_ray, "--device", "cuda")
+    lines = [line for line in cuda.output.splitlines() if line.strip()]
+    assert cuda.exit_code == 2
+    assert lines == ["error: device: --device cuda on Ray needs --gpus-per-run > 0"]
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, as when not installed
+    monkeypatch.delitem(sys.modules, "mnistlab.studies.ray_executor", raising=False)
+    missing = invoke(*on_ray)
+    lines = [line for line in missing.output.splitlines() if line.strip()]
+    assert missing.exit_code == 2
+    assert lines == ["error: --executor ray needs Ray: pip install -e '.[ray]'"]
+    assert not (tmp_path / "r").exists()  # refused before the store was made
 
 
 def test_evaluate_each_epoch_feeds_the_zero_one_error(tiny_study, tmp_path):

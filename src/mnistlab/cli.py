@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -60,7 +61,8 @@ def _is_usage_error(exc: Exception) -> bool:
 def _print_error(message: str) -> None:
     """One problem a line on stderr, as `error: ...`."""
     for line in message.splitlines():
-        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True, markup=True)
+        # escaped: a message's own brackets (pip's '.[ray]') are text, not rich markup
+        err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 app = typer.Typer(
@@ -131,6 +133,13 @@ class Device(StrEnum):
     auto = "auto"
     cpu = "cpu"
     cuda = "cuda"
+
+
+class Executor(StrEnum):
+    """Where a study's runs train (`studies.options.ExecutorKind`; a test keeps them equal)."""
+
+    local = "local"
+    ray = "ray"
 
 
 Threads = Annotated[int | None, typer.Option(min=1, help="torch threads (default: all cores)")]
@@ -322,12 +331,28 @@ def run(
     variant: VariantOption = None,
     name: NameOption = None,
     max_runs: MaxRuns = DEFAULT_MAX_RUNS,
+    executor: Annotated[
+        Executor, typer.Option(help="local: this machine; ray: Ray tasks on a Ray cluster")
+    ] = Executor.local,
+    address: Annotated[
+        str | None,
+        typer.Option(help="with ray: the cluster (auto, or ray://host:port); default: a local Ray"),
+    ] = None,
+    cpus_per_run: Annotated[
+        int | None, typer.Option(min=1, help="with ray: CPUs of each run (default 1)")
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None,
+        typer.Option(min=0, help="with ray: GPUs of each run, fractions share one (default 0)"),
+    ] = None,
 ) -> None:
     """Run a study: skip finished runs, run the rest, print its summary table, write its report.
 
     The study is checked as `check` checks it first; a study it refuses writes nothing."""
     from mnistlab.data.cache import DataCache
     from mnistlab.studies import (
+        ClusterOptions,
+        ExecutorKind,
         RunOptions,
         StudyProgress,
         plan_study,
@@ -336,6 +361,15 @@ def run(
     )
 
     with _expected_errors():
+        ray_flags = {
+            "--address": address,
+            "--cpus-per-run": cpus_per_run,
+            "--gpus-per-run": gpus_per_run,
+        }
+        _check_executor_flags(executor, ray_flags, jobs)
+        cluster = ClusterOptions(
+            address=address, cpus_per_run=cpus_per_run or 1, gpus_per_run=gpus_per_run or 0.0
+        )
         spec, source, _ = _load_study(study, set_, variant, name, max_runs)
         _warn_long_training(spec)
         options = RunOptions(
@@ -347,6 +381,8 @@ def run(
             fresh=fresh,
             stack=stack,
             engine=engine.value,
+            executor=ExecutorKind(executor.value),
+            cluster=cluster,
         )
         if dry_run:
             _render_plan(plan_study(spec, options))
@@ -364,6 +400,16 @@ def run(
                 spec.name, results, data_dir=data_dir, device=device.value, cache=data
             )
             out.print(f"report: {path}", highlight=False, soft_wrap=True)
+
+
+def _check_executor_flags(executor: Executor, ray_flags: dict[str, Any], jobs: int | None) -> None:
+    """Refuse flags the chosen executor ignores (one line, exit 2), rather than drop them."""
+    if executor == Executor.local:
+        given = [flag for flag, value in ray_flags.items() if value is not None]
+        if given:
+            raise MnistlabError(f"{', '.join(given)}: only with --executor ray")
+    elif jobs is not None:
+        raise MnistlabError("--jobs: only with --executor local (on Ray, use --cpus-per-run)")
 
 
 @app.command()
@@ -601,8 +647,7 @@ def ui(
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        # "\[" keeps rich from reading [ui] as markup
-        _print_error(r"mnistlab ui needs the web extras: pip install 'mnistlab\[ui]'")
+        _print_error("mnistlab ui needs the web extras: pip install 'mnistlab[ui]'")
         raise typer.Exit(USAGE_ERROR) from None
     from mnistlab.ui import serve
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -28,6 +30,21 @@ def select_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SpecError(f"device: CUDA was asked for but is not available, got {name!r}")
     return device
+
+
+@contextmanager
+def run_stream(device: torch.device) -> Iterator[None]:
+    """On CUDA, one run's work on a CUDA stream of its own, ordered after what came before
+    and before what follows: runs in one process never share a stream. Elsewhere nothing."""
+    if device.type != "cuda":
+        yield
+        return
+    before = torch.cuda.current_stream(device)
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(before)
+    with torch.cuda.stream(stream):
+        yield
+    before.wait_stream(stream)
 
 
 SMALL_GEMM = 1_000_000

@@ -1,13 +1,18 @@
 """Executors: which one `RunOptions` picks, how many jobs, and what they report."""
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from mnistlab.data.cache import DataCache
+from mnistlab.errors import MnistlabError
 from mnistlab.studies.execute import RunTask, training_steps
 from mnistlab.studies.executors import (
     MIN_POOL_STEPS,
+    RAY_MISSING,
     InProcessExecutor,
     LocalPoolExecutor,
     RunEvents,
@@ -16,7 +21,7 @@ from mnistlab.studies.executors import (
 )
 from mnistlab.studies.expand import expand
 from mnistlab.studies.loading import parse_study
-from mnistlab.studies.options import RunOptions
+from mnistlab.studies.options import ExecutorKind, RunOptions
 
 BASE = """
 name: tiny
@@ -72,3 +77,13 @@ def test_the_in_process_executor_reports_each_start_with_its_worker(tmp_path):
     assert [r.status for r in results] == ["done", "done"]
     worker = f"{os.uname().nodename}:{os.getpid()}"
     assert started == [(t.runs[0].run_id, worker) for t in tasks]
+
+
+def test_the_ray_executor_without_ray_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails, as when not installed
+    monkeypatch.delitem(sys.modules, "mnistlab.studies.ray_executor", raising=False)
+    events = RunEvents(on_start=lambda run, worker: None)
+    options = RunOptions(executor=ExecutorKind.RAY)
+    with pytest.raises(MnistlabError) as raised:
+        make_executor(options, _tasks("repetitions: 2\n"), DATA, events)
+    assert str(raised.value) == RAY_MISSING == "--executor ray needs Ray: pip install -e '.[ray]'"

@@ -67,6 +67,14 @@ class DataCache:
                 self._splits[key] = make_splits(self.dataset(spec), spec, device)
         return self._splits[key]
 
+    def portable(self) -> DataCache:
+        """A copy holding what was read (datasets, tables) but no splits: what a cluster's
+        workers are sent once, to make their own splits on their own device."""
+        copy = DataCache(self.data_dir)
+        copy._datasets = dict(self._datasets)
+        copy._tables = dict(self._tables)
+        return copy
+
     def training_rows(self, spec: DataSpec) -> int:
         """Rows of the full training set (before subsets and validation splits)."""
         if spec.regression is not None:

@@ -3,7 +3,7 @@
 from mnistlab.studies.derive import derive_study
 from mnistlab.studies.expand import check_study, expand, refit_run, refit_runs
 from mnistlab.studies.loading import load_study, parse_study
-from mnistlab.studies.options import ExecutorKind, RunOptions
+from mnistlab.studies.options import ClusterOptions, ExecutorKind, RunOptions
 from mnistlab.studies.progress import StudyProgress
 from mnistlab.studies.records import RunConfig, RunRecord, RunResult, RunSpec
 from mnistlab.studies.results_folder import open_store
@@ -33,6 +33,7 @@ from mnistlab.studies.summary import (
 __all__ = [
     "KNOWN_ANALYSES",
     "AnalysisSpec",
+    "ClusterOptions",
     "CrossValidationSpec",
     "ExecutorKind",
     "Plan",

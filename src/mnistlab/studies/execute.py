@@ -20,7 +20,7 @@ from mnistlab.data import Data, Split
 from mnistlab.data.cache import DataCache
 from mnistlab.models import build_model
 from mnistlab.models.card import ModelCard
-from mnistlab.runtime import default_threads, make_generator, select_device
+from mnistlab.runtime import default_threads, make_generator, run_stream, select_device
 from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.studies.results_folder import captures_path, scores_path, weights_path
 from mnistlab.studies.status import RunStatus
@@ -118,12 +118,13 @@ def execute(
             on_start(run)
         started = time.perf_counter()
         try:
-            data = cache.data(run.config.data, device)
-            if run.config.model.kind in CLASSIC_KINDS:
-                net, result = None, _train_classic(run, data, task)
-            else:
-                parent_state = _parent_state(task, position, previous)
-                net, result = _train(run, data, task, parent_state, on_epoch)
+            with run_stream(device):
+                data = cache.data(run.config.data, device)
+                if run.config.model.kind in CLASSIC_KINDS:
+                    net, result = None, _train_classic(run, data, task)
+                else:
+                    parent_state = _parent_state(task, position, previous)
+                    net, result = _train(run, data, task, parent_state, on_epoch)
         except Exception:  # a failed run must never stop the study: record it
             previous = None
             yield RunResult(
@@ -150,23 +151,27 @@ def _execute_stack(
         if on_start is not None:
             on_start(run)
     started = time.perf_counter()
+    device = select_device(task.device)
     try:
-        data = cache.data(runs[0].config.data, select_device(task.device))
-        nets = [_build(run, data) for run in runs]
-        if not stack_pays(nets[0], runs[0].config.training, data.train):
-            for run in runs:
-                yield from execute(replace(task, runs=(run,), stacked=False), cache)
-            return
-        histories = fit_stack(
-            nets,
-            data.train,
-            [r.config.training for r in runs],
-            val=data.val,
-            seeds=[r.seed for r in runs],
-            threads=task.threads,
-            callbacks=_stack_feed(runs, on_epoch),
-            evaluate_on=_evaluate_on(runs[0], data),
-        )
+        with run_stream(device):
+            data = cache.data(runs[0].config.data, device)
+            nets = [_build(run, data) for run in runs]
+            alone = not stack_pays(nets[0], runs[0].config.training, data.train)
+            if not alone:
+                histories = fit_stack(
+                    nets,
+                    data.train,
+                    [r.config.training for r in runs],
+                    val=data.val,
+                    seeds=[r.seed for r in runs],
+                    threads=task.threads,
+                    callbacks=_stack_feed(runs, on_epoch),
+                    evaluate_on=_evaluate_on(runs[0], data),
+                )
+                results = [
+                    _result(run, net, data, history, task)
+                    for run, net, history in zip(runs, nets, histories, strict=True)
+                ]
     except Exception as exc:  # the single-run path reports each run's own failure precisely
         warnings.warn(
             f"a stack of {len(runs)} runs failed ({exc!r}); running them one by one",
@@ -176,9 +181,14 @@ def _execute_stack(
         for run in runs:
             yield from execute(replace(task, runs=(run,), stacked=False), cache)
         return
+    if alone:
+        for run in runs:
+            yield from execute(replace(task, runs=(run,), stacked=False), cache)
+        return
     seconds = (time.perf_counter() - started) / len(runs)  # the stack's time, shared evenly
-    for run, net, history in zip(runs, nets, histories, strict=True):
-        yield _result(run, net, data, history, task, seconds)
+    for result in results:
+        result.seconds = seconds
+        yield result
 
 
 def _stack_feed(runs: tuple[RunSpec, ...], on_epoch: EpochListener | None) -> list[list[Callback]]:

@@ -1,4 +1,4 @@
-"""Executors: how a study's tasks reach a worker (in this process, or a local process pool).
+"""Executors: how a study's tasks reach a worker (this process, a local process pool, Ray).
 
 An executor is one method, `submit(tasks) -> iterator of RunResult`, and a promise:
 
@@ -11,8 +11,8 @@ An executor is one method, `submit(tasks) -> iterator of RunResult`, and a promi
 - it feeds `events.on_epoch` when the epochs happen where the display is (this process);
 - it never writes the store: the runner, in the driving process, stores each result.
 
-`make_executor` builds the executor that `RunOptions.executor` names; a new kind (a cluster)
-is one class here (or beside) plus one branch there.
+`make_executor` builds the executor that `RunOptions.executor` names; a new kind is one
+class here (or beside, as `ray_executor.RayExecutor`) plus one branch there.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mnistlab.data.cache import DataCache
+from mnistlab.errors import MnistlabError, SpecError
 from mnistlab.runtime import select_device
 from mnistlab.studies.execute import (
     EpochListener,
@@ -38,9 +39,14 @@ from mnistlab.studies.execute import (
 from mnistlab.studies.options import ExecutorKind, RunOptions
 from mnistlab.studies.records import RunResult, RunSpec
 
+if TYPE_CHECKING:
+    from mnistlab.studies.ray_executor import RayExecutor
+
 MIN_POOL_STEPS = 50_000
 """Training steps a study needs before `auto_jobs` starts worker processes: each worker
 takes ~2 s to start (a fresh interpreter importing torch); small steps take ~0.1 ms."""
+
+RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]'"
 
 
 class Executor(Protocol):
@@ -63,14 +69,38 @@ def make_executor(
     """The executor `options.executor` names, sized for these tasks.
 
     Local: `options.jobs` worker processes, or `auto_jobs` when not given; one job runs
-    in this process, sharing `data` with the runner.
+    in this process, sharing `data` with the runner. Ray: Ray tasks as `options.cluster`
+    says (`ray_executor.RayExecutor`); Ray is an optional dependency, imported only here.
     """
     if options.executor == ExecutorKind.LOCAL:
         jobs = options.jobs or auto_jobs(tasks, data, options.device)
         if jobs > 1:
             return LocalPoolExecutor(jobs, events)
         return InProcessExecutor(data, events)
+    if options.executor == ExecutorKind.RAY:
+        return _ray_executor()(options.cluster, data, events)
     raise ValueError(f"executor: unknown kind {options.executor!r}")
+
+
+def check_executor(options: RunOptions) -> None:
+    """Raise the one-line error now, before a study touches its store, when the executor
+    `options` name cannot run as asked (Ray not installed; CUDA on Ray without a GPU)."""
+    if options.executor != ExecutorKind.RAY:
+        return
+    _ray_executor()
+    if options.device.startswith("cuda") and options.cluster.gpus_per_run == 0:
+        raise SpecError("device: --device cuda on Ray needs --gpus-per-run > 0")
+
+
+def _ray_executor() -> type[RayExecutor]:
+    """The Ray executor's class, imported on demand: Ray is an optional dependency."""
+    try:
+        from mnistlab.studies.ray_executor import RayExecutor
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "ray":
+            raise
+        raise MnistlabError(RAY_MISSING) from None
+    return RayExecutor
 
 
 def auto_jobs(tasks: Sequence[RunTask], data: DataCache, device: str) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from mnistlab.data.cache import DataCache
 from mnistlab.errors import MnistlabError
 from mnistlab.studies.execute import RunTask, file_digest
-from mnistlab.studies.executors import RunEvents, make_executor
+from mnistlab.studies.executors import RunEvents, check_executor, make_executor
 from mnistlab.studies.expand import expand, refit_runs
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.records import RunRecord, RunResult, RunSpec
@@ -107,6 +107,7 @@ def run_study(
     always train alone. `data` is the data cache the runs share (default:
     a new one on `options.data_dir`); pass one to share it with what comes after the run.
     """
+    check_executor(options)
     data = data or DataCache(options.data_dir)
     if options.captures is None:
         from mnistlab.analysis import captures_for  # the analyses say what they need
