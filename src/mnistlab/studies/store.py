@@ -213,6 +213,41 @@ class Store:
             raise
         return store
 
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Store:
+        """Open an existing store for reading only (SQLite `mode=ro`): no folder is made, no
+        migration runs, and a study writing to it meanwhile (WAL) is never blocked.
+
+        Raises
+        ------
+        StoreError
+            The file is missing, is not a mnistlab results store, or its schema is not
+            `SCHEMA_VERSION`.
+        """
+        name = str(path)
+        if not Path(name).is_file():
+            raise StoreError(f"{name}: no results store here")
+        uri = f"{Path(name).resolve().as_uri()}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{name}: cannot open the results store: {exc}") from None
+        store = cls(conn, name)
+        conn.row_factory = sqlite3.Row
+        try:
+            version = store._user_version()
+            if version == 0:
+                raise StoreError(f"{name}: not a mnistlab results store")
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{name}: results store has schema version {version}, this mnistlab reads"
+                    f" version {SCHEMA_VERSION}; open it once with this mnistlab's `run` or upgrade"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
     def _configure(self) -> None:
         """Pragmas every connection needs: WAL, NORMAL sync, busy timeout, foreign keys."""
         conn = self._conn
