@@ -156,6 +156,17 @@ class ArtifactRow:
     bytes: int | None
 
 
+@dataclass(frozen=True)
+class RunTimes:
+    """When a run was added, started and finished (ISO 8601, UTC; None until then), and
+    the worker that ran it."""
+
+    added: str
+    started: str | None
+    finished: str | None
+    worker: str | None
+
+
 # --- the store ---
 
 
@@ -718,6 +729,41 @@ class Store:
             for key, value in json.loads(row["metrics"]).items():
                 history.setdefault(key, []).append(value)
         return history
+
+    def histories(self, study: str) -> dict[str, dict[str, list[float]]]:
+        """Every run's History in one read, by run id (runs without epochs are absent); each
+        as `history` gives it."""
+        histories: dict[str, dict[str, list[float]]] = {}
+        rows = self._read(
+            "SELECT e.run_id, e.metrics FROM epochs e JOIN runs r ON r.run_id = e.run_id"
+            " WHERE r.study = ? ORDER BY r.ord, e.run_id, e.epoch",
+            (study,),
+        )
+        for row in rows:
+            history = histories.setdefault(row["run_id"], {})
+            for key, value in json.loads(row["metrics"]).items():
+                history.setdefault(key, []).append(value)
+        return histories
+
+    def times(self, study: str) -> dict[str, RunTimes]:
+        """When each of the study's runs was added, started and finished (ISO 8601, UTC,
+        None until it happens) and by which worker, by run id."""
+        rows = self._read(
+            "SELECT run_id, added, started, finished, worker FROM runs WHERE study = ?"
+            " ORDER BY ord, run_id",
+            (study,),
+        )
+        return {
+            r["run_id"]: RunTimes(r["added"], r["started"], r["finished"], r["worker"])
+            for r in rows
+        }
+
+    def last_activity(self) -> dict[str, str]:
+        """Per study, the latest moment one of its runs was added, started or finished."""
+        rows = self._read(
+            "SELECT study, max(coalesce(finished, started, added)) AS at FROM runs GROUP BY study"
+        )
+        return {r["study"]: r["at"] for r in rows}
 
     def artifacts(self, run_id: str) -> dict[str, ArtifactRow]:
         """The files a run wrote, by kind (paths relative to the results folder)."""
