@@ -4,9 +4,10 @@ Layout: `<logdir>/<study>/<variant or "runs">/<run_id[:12]>/events.out.tfevents.
 `tensorboard --logdir <logdir>` shows every study and filters by variant. Each run
 folder holds a scalar per History key and epoch (`step` = the 0-based epoch), the final
 metrics as `final/<key>` at the last epoch, and weight histograms `weights/<tensor>`: the
-initial weights at step 0 where the run captured them (`captures: [initial_weights]`),
-and the final weights (its safetensors file) at the last epoch. Exporting again replaces
-the event files this export wrote, so a run is never shown twice.
+initial weights at step 0 where the run captured them (`initial_weights`, which the
+weight_histograms analysis asks for), and the final weights (its safetensors file) at
+the last epoch. Exporting again replaces the event files this export wrote, so a run is
+never shown twice.
 """
 
 from __future__ import annotations
