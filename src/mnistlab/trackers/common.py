@@ -14,6 +14,8 @@ from mnistlab.errors import MnistlabError
 from mnistlab.studies.records import RunRecord
 from mnistlab.studies.status import FINISHED
 
+TRUNCATED = "…"  # ends a value cut to a tracker's length limit
+
 
 class MissingExtra(MnistlabError):
     """A tracker's package is not installed; the message names the extra to install."""
@@ -79,3 +81,9 @@ def last_epoch(history: Mapping[str, list[float]]) -> int:
 def as_float(value: float | None) -> float:
     """A stored number as a tracker's float (a missing one, JSON null, is NaN)."""
     return math.nan if value is None else float(value)
+
+
+def clip(text: str, limit: int) -> str:
+    """Text cut to `limit` characters, ending in "…" where it was cut (trackers limit the
+    length of a param or tag value)."""
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -25,6 +26,7 @@ from mnistlab.studies.status import RunStatus
 from mnistlab.trackers.common import (
     ExportSummary,
     as_float,
+    clip,
     exportable,
     flat_config,
     last_epoch,
@@ -45,7 +47,6 @@ PARAM_VALUE_LIMIT = 500  # characters: the limit of MLflow servers before 2.x (n
 TAG_VALUE_LIMIT = 5000  # characters, under MLflow's 8000
 PARAMS_PER_BATCH = 100  # MLflow's limit for params (and tags) in one log_batch
 METRICS_PER_BATCH = 1000  # MLflow's limit for metrics in one log_batch
-TRUNCATED = "…"
 FILE_STORE_ENV = "MLFLOW_ALLOW_FILE_STORE"  # MLflow 3 refuses a file store without it
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 DEFAULT_FOLDER = "mlruns"
@@ -72,7 +73,7 @@ def export_mlflow(results: Results, study: str, tracking_uri: str | None = None)
         An MLflow tracking URI (`file:///…/mlruns`, `http://host:5000`, `sqlite:///…`
         needs the full `mlflow` package); default `default_tracking_uri(results.folder)`.
         A file store (a `file:` URI or a plain path) is MLflow 3's legacy backend: this
-        sets `MLFLOW_ALLOW_FILE_STORE=true` for it, and only for it.
+        sets `MLFLOW_ALLOW_FILE_STORE=true` while it writes there, and only then.
 
     Returns
     -------
@@ -88,9 +89,13 @@ def export_mlflow(results: Results, study: str, tracking_uri: str | None = None)
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri or default_tracking_uri(results.folder)
-    if _is_file_store(uri):
-        os.environ[FILE_STORE_ENV] = "true"
-    client = MlflowClient(tracking_uri=uri)
+    with _file_store_allowed(uri):
+        return _export(MlflowClient(tracking_uri=uri), uri, results, study)
+
+
+def _export(client: MlflowClient, uri: str, results: Results, study: str) -> ExportSummary:
+    """`export_mlflow` with its client made."""
+    records = exportable(results.records(study))  # an unknown study fails before any write
     name = EXPERIMENT_PREFIX + study
     experiment = client.get_experiment_by_name(name)
     experiment_id = (
@@ -98,7 +103,6 @@ def export_mlflow(results: Results, study: str, tracking_uri: str | None = None)
         if experiment is not None
         else client.create_experiment(name, tags={"mnistlab.study": study})
     )
-    records = exportable(results.records(study))
     parent, known = _exported(client, experiment_id)
     parent = parent or _create_run(client, experiment_id, study, {KIND_TAG: "study"})
     report = results.report(study)
@@ -117,6 +121,23 @@ def export_mlflow(results: Results, study: str, tracking_uri: str | None = None)
         written += 1
     client.set_terminated(parent, "FINISHED")
     return ExportSummary(study, f"{uri} ({name})", written, len(records) - written, ids)
+
+
+@contextmanager
+def _file_store_allowed(uri: str) -> Iterator[None]:
+    """Within: `MLFLOW_ALLOW_FILE_STORE=true` when `uri` is a file store; restored after."""
+    if not _is_file_store(uri):
+        yield
+        return
+    before = os.environ.get(FILE_STORE_ENV)
+    os.environ[FILE_STORE_ENV] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(FILE_STORE_ENV, None)
+        else:
+            os.environ[FILE_STORE_ENV] = before
 
 
 def _is_file_store(uri: str) -> bool:
@@ -163,7 +184,7 @@ def _write_run(
     run_id = _create_run(
         client, experiment_id, _run_name(record), {**_tags(record), PARENT_TAG: parent}
     )
-    params = [Param(k, _clip(v, PARAM_VALUE_LIMIT)) for k, v in _params(record).items()]
+    params = [Param(k, clip(v, PARAM_VALUE_LIMIT)) for k, v in _params(record).items()]
     now = int(time.time() * 1000)
     metrics = [
         Metric(key, as_float(value), now, epoch)
@@ -205,7 +226,7 @@ def _tags(record: RunRecord) -> dict[str, str]:
         "mnistlab.role": record.role,
     }
     if record.error:
-        tags["mnistlab.error"] = _clip(record.error, TAG_VALUE_LIMIT)
+        tags["mnistlab.error"] = clip(record.error, TAG_VALUE_LIMIT)
     return tags
 
 
@@ -216,11 +237,6 @@ def _params(record: RunRecord) -> dict[str, str]:
         "seed": str(record.seed),
         "repetition": str(record.repetition),
     }
-
-
-def _clip(text: str, limit: int) -> str:
-    """Text cut to `limit` characters, ending in "…" where it was cut."""
-    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:

@@ -63,9 +63,9 @@ def export_tensorboard(results: Results, study: str, logdir: Path | None = None)
     require("tensorboard", "tensorboard")
     from torch.utils.tensorboard import SummaryWriter
 
+    records = exportable(results.records(study))  # an unknown study fails before any write
     root = (logdir or default_logdir(results.folder)) / study
     histories = results.store.histories(study)
-    records = exportable(results.records(study))
     folders: dict[str, str] = {}
     for record in records:
         folder = run_folder(root, record)
