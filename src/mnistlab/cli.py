@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -60,7 +61,7 @@ def _is_usage_error(exc: Exception) -> bool:
 def _print_error(message: str) -> None:
     """One problem a line on stderr, as `error: ...`."""
     for line in message.splitlines():
-        err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True, markup=True)
+        err.print(f"[red]error:[/red] {escape(line)}", highlight=False, soft_wrap=True, markup=True)
 
 
 app = typer.Typer(

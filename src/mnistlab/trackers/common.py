@@ -45,9 +45,7 @@ def require(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise MissingExtra(
-            f"{module} is not installed; pip install -e '.[{extra}]' (or pip install {extra})"
-        ) from None
+        raise MissingExtra(f"{module} is not installed; pip install -e '.[{extra}]'") from None
 
 
 def exportable(records: list[RunRecord]) -> list[RunRecord]:
