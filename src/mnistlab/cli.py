@@ -632,8 +632,7 @@ def ui(
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        # "\[" keeps rich from reading [ui] as markup
-        _print_error(r"mnistlab ui needs the web extras: pip install 'mnistlab\[ui]'")
+        _print_error("mnistlab ui needs the web extras: pip install 'mnistlab[ui]'")
         raise typer.Exit(USAGE_ERROR) from None
     from mnistlab.ui import serve
 
