@@ -1,6 +1,7 @@
 """The command line through typer's CliRunner: exit codes and one line of output each."""
 
 import json
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -474,3 +475,37 @@ def test_show_runs_names_each_runs_engine_and_run_engine_forces_one(tiny_study, 
     unknown = invoke("run", str(tiny_study), "--results", results, "--engine", "jit")
     assert unknown.exit_code == 2
     assert "'jit' is not one of 'auto', 'autograd', 'lean', 'compiled'" in unknown.output
+
+
+def test_export_to_trackers_prints_one_line_each(tiny_results, tmp_path):
+    results = ["--results", str(tiny_results)]
+    uri = (tmp_path / "mlruns").as_uri()
+    for _ in range(2):
+        exported = invoke(
+            "export", "tiny-results", "--to", "mlflow", "--tracking-uri", uri, *results
+        )
+        assert exported.exit_code == 0, exported.output
+    assert exported.output.strip().endswith("0 runs written, 4 skipped")
+    board = invoke("export", "tiny-results", "--to", "tensorboard", str(tmp_path / "tb"), *results)
+    assert board.exit_code == 0, board.output
+    assert board.output.strip() == (
+        f"tiny-results -> {tmp_path / 'tb' / 'tiny-results'}: 4 runs written, 0 skipped"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--to", "mlflow"], "pip install -e '.[mlflow]'"),
+        (["--to", "tensorboard"], "pip install -e '.[tensorboard]'"),
+        (["somewhere"], "a folder is only for --to tensorboard"),
+        (["--to", "wandb"], "--to"),
+    ],
+)
+def test_export_mistakes_are_one_line_and_exit_2(tiny_results, monkeypatch, args, message):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if the extras were not installed
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    result = invoke("export", "tiny-results", *args, "--results", str(tiny_results))
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines

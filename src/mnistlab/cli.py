@@ -519,18 +519,48 @@ def compare(
     _render_table(table)
 
 
+class ExportTarget(StrEnum):
+    """Where `export` writes: a table as text, MLflow runs, or TensorBoard event files."""
+
+    table = "table"
+    mlflow = "mlflow"
+    tensorboard = "tensorboard"
+
+
 @app.command()
 def export(
     study: Annotated[str, typer.Argument(help="a study name in the store")],
+    folder: Annotated[
+        Path | None,
+        typer.Argument(
+            help="--to tensorboard: the log folder (default: tensorboard/ next to the results)"
+        ),
+    ] = None,
+    to: Annotated[ExportTarget, typer.Option(help="what to export to")] = ExportTarget.table,
     format: Annotated[ExportFormat, typer.Option(help="output format")] = ExportFormat.csv,
     table: Annotated[
         ExportTable, typer.Option(help="which of show's tables")
     ] = ExportTable.summary,
     results: Results = Path("results"),
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write")] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(
+            help="--to mlflow: where (default $MLFLOW_TRACKING_URI, else mlruns/ next to the "
+            "results)"
+        ),
+    ] = None,
 ) -> None:
-    """Export one of a study's tables (summary, selection, cv, runs) as CSV, JSON or
-    Markdown (stdout unless -o); CSV and JSON hold raw numbers, mean/std/n in columns."""
+    """Export a study: one of its tables (summary, selection, cv, runs) as CSV, JSON or
+    Markdown (stdout unless -o; CSV and JSON hold raw numbers, mean/std/n in columns), or
+    its finished runs to MLflow (--to mlflow) or TensorBoard (--to tensorboard [FOLDER]).
+
+    Exporting to a tracker again adds only what it does not hold yet."""
+    if folder is not None and to is not ExportTarget.tensorboard:
+        raise typer.BadParameter(f"{folder}: a folder is only for --to tensorboard (-o: a file)")
+    if to is not ExportTarget.table:
+        _export_to_tracker(to, study, results, folder, tracking_uri)
+        return
     from mnistlab.studies import export_study
 
     with _expected_errors():
@@ -540,6 +570,21 @@ def export(
     else:
         output.write_text(text)
         out.print(f"written {output}", highlight=False, soft_wrap=True)
+
+
+def _export_to_tracker(
+    to: ExportTarget, study: str, results: Path, folder: Path | None, tracking_uri: str | None
+) -> None:
+    """`export --to mlflow|tensorboard`: write the study's runs and print what was done."""
+    from mnistlab.results import open_results
+    from mnistlab.trackers import export_mlflow, export_tensorboard
+
+    with _expected_errors(), open_results(results) as opened:
+        if to is ExportTarget.mlflow:
+            summary = export_mlflow(opened, study, tracking_uri)
+        else:
+            summary = export_tensorboard(opened, study, folder)
+    out.print(summary.line(), highlight=False, soft_wrap=True)
 
 
 @app.command("report")

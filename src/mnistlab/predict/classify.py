@@ -16,7 +16,7 @@ from mnistlab.models.build import build_model
 from mnistlab.models.card import ModelCard, read_card
 from mnistlab.predict.images import FIELD, load_digit
 from mnistlab.runtime import make_generator
-from mnistlab.studies.records import RunConfig
+from mnistlab.studies.records import RunConfig, RunRecord
 from mnistlab.studies.results_folder import DB_NAME, has_store, open_store
 from mnistlab.studies.status import WITH_RESULTS
 
@@ -84,8 +84,8 @@ def load_classifier(model: str, results: Path, data_dir: Path | None = None) -> 
                 f"{model}: the file has no model card (configuration and scaler); "
                 "name the stored run instead (STUDY/RUN_ID)"
             )
-        return _classifier(card, path, model)
-    return _stored_run(model, results, data_dir)
+        return _reads_mnist(build_classifier(card, path, model))
+    return _reads_mnist(_stored_run(model, results, data_dir))
 
 
 def _stored_run(reference: str, results: Path, data_dir: Path | None) -> Classifier:
@@ -113,22 +113,42 @@ def _stored_run(reference: str, results: Path, data_dir: Path | None) -> Classif
         row = store.artifacts(run.run_id).get("weights")
     if row is None or not (results / row.path).is_file():
         raise DataError(f"{reference}: the run's weights file is missing")
-    path = results / row.path
-    card = read_card(path)
+    return run_classifier(run, results / row.path, data_dir)
+
+
+def run_classifier(run: RunRecord, weights: Path, data_dir: Path | None = None) -> Classifier:
+    """A stored run's trained network, rebuilt from its weights file, in eval mode.
+
+    The file's model card gives the configuration, shapes and scaler; a file written before
+    weights carried a card is rebuilt from the run's configuration and its data (read from
+    `data_dir`), the scaler refitted on its training split.
+
+    Raises
+    ------
+    MnistlabError
+        One line: the run's model is not a torch network (scikit-learn, NumPy).
+    """
+    card = read_card(weights)
     if card is None:  # stored before weights carried a card: rebuild it from the data
         config = RunConfig.model_validate(run.config)
         data = DataCache(data_dir).data(config.data, torch.device("cpu"))
         card = ModelCard(run.config, data.input_shape, data.n_classes, data.scaler)
-    return _classifier(card, path, f"{run.study}/{run.run_id}")
+    return build_classifier(card, weights, f"{run.study}/{run.run_id}")
 
 
-def _classifier(card: ModelCard, path: Path, name: str) -> Classifier:
-    """Build the card's network, load its weights, check it reads 28×28 images."""
-    if int(np.prod(card.input_shape)) != FIELD * FIELD:
+def _reads_mnist(classifier: Classifier) -> Classifier:
+    """The classifier, when it reads 28×28 images as `predict` gives them; else one line."""
+    if int(np.prod(classifier.input_shape)) != FIELD * FIELD:
         raise MnistlabError(
-            f"{name}: the model reads {list(card.input_shape)} inputs; predict needs a model "
-            f"trained on {FIELD}x{FIELD} images"
+            f"{classifier.name}: the model reads {list(classifier.input_shape)} inputs; predict"
+            f" needs a model trained on {FIELD}x{FIELD} images"
         )
+    return classifier
+
+
+def build_classifier(card: ModelCard, path: Path, name: str) -> Classifier:
+    """The card's network with the weights of `path` loaded, in eval mode; `name` is for
+    messages. A model that is not a torch network is a one-line `MnistlabError`."""
     config = RunConfig.model_validate(card.config)
     try:
         net = build_model(config.model, card.input_shape, card.n_classes, make_generator(0))

@@ -31,8 +31,9 @@ def _is_stats(value: Any) -> bool:
     return isinstance(value, dict) and "mean" in value
 
 
-def _flat_records(table: Table) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of raw values, a statistics cell spread over KEY_mean, KEY_std, KEY_n.
+def flat_records(table: Table) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of raw values, a statistics cell spread over KEY_mean, KEY_std, KEY_n
+    (what CSV and JSON export write, and what `mnistlab.results` makes DataFrames of).
 
     `n_nonfinite` gets its own column only where some row has a non-finite value; a label
     that is not a number (a list of hidden sizes, a name) is its display text.
@@ -90,14 +91,14 @@ def export_table(table: Table, format: Literal["csv", "json", "markdown"]) -> st
         Ending with a newline.
     """
     if format == "csv":
-        header, rows = _flat_records(table)
+        header, rows = flat_records(table)
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(header)
         writer.writerows([["" if c is None else c for c in row] for row in rows])
         return buffer.getvalue()
     if format == "json":
-        header, rows = _flat_records(table)
+        header, rows = flat_records(table)
         records = [dict(zip(header, row, strict=True)) for row in rows]
         return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
     if format == "markdown":

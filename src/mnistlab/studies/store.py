@@ -158,6 +158,17 @@ class ArtifactRow:
     bytes: int | None
 
 
+@dataclass(frozen=True)
+class RunTimes:
+    """When a run was added, started and finished (ISO 8601, UTC; None until then), and
+    the worker that ran it."""
+
+    added: str
+    started: str | None
+    finished: str | None
+    worker: str | None
+
+
 # --- the store ---
 
 
@@ -210,6 +221,41 @@ class Store:
         try:
             store._configure()
             store._migrate()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> Store:
+        """Open an existing store for reading only (SQLite `mode=ro`): no folder is made, no
+        migration runs, and a study writing to it meanwhile (WAL) is never blocked.
+
+        Raises
+        ------
+        StoreError
+            The file is missing, is not a mnistlab results store, or its schema is not
+            `SCHEMA_VERSION`.
+        """
+        name = str(path)
+        if not Path(name).is_file():
+            raise StoreError(f"{name}: no results store here")
+        uri = f"{Path(name).resolve().as_uri()}?mode=ro"
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=_BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{name}: cannot open the results store: {exc}") from None
+        store = cls(conn, name)
+        conn.row_factory = sqlite3.Row
+        try:
+            version = store._user_version()
+            if version == 0:
+                raise StoreError(f"{name}: not a mnistlab results store")
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{name}: results store has schema version {version}, this mnistlab reads"
+                    f" version {SCHEMA_VERSION}; open it once with this mnistlab's `run` or upgrade"
+                )
         except BaseException:
             conn.close()
             raise
@@ -686,6 +732,41 @@ class Store:
             for key, value in json.loads(row["metrics"]).items():
                 history.setdefault(key, []).append(value)
         return history
+
+    def histories(self, study: str) -> dict[str, dict[str, list[float]]]:
+        """Every run's History in one read, by run id (runs without epochs are absent); each
+        as `history` gives it."""
+        histories: dict[str, dict[str, list[float]]] = {}
+        rows = self._read(
+            "SELECT e.run_id, e.metrics FROM epochs e JOIN runs r ON r.run_id = e.run_id"
+            " WHERE r.study = ? ORDER BY r.ord, e.run_id, e.epoch",
+            (study,),
+        )
+        for row in rows:
+            history = histories.setdefault(row["run_id"], {})
+            for key, value in json.loads(row["metrics"]).items():
+                history.setdefault(key, []).append(value)
+        return histories
+
+    def times(self, study: str) -> dict[str, RunTimes]:
+        """When each of the study's runs was added, started and finished (ISO 8601, UTC,
+        None until it happens) and by which worker, by run id."""
+        rows = self._read(
+            "SELECT run_id, added, started, finished, worker FROM runs WHERE study = ?"
+            " ORDER BY ord, run_id",
+            (study,),
+        )
+        return {
+            r["run_id"]: RunTimes(r["added"], r["started"], r["finished"], r["worker"])
+            for r in rows
+        }
+
+    def last_activity(self) -> dict[str, str]:
+        """Per study, the latest moment one of its runs was added, started or finished."""
+        rows = self._read(
+            "SELECT study, max(coalesce(finished, started, added)) AS at FROM runs GROUP BY study"
+        )
+        return {r["study"]: r["at"] for r in rows}
 
     def artifacts(self, run_id: str) -> dict[str, ArtifactRow]:
         """The files a run wrote, by kind (paths relative to the results folder)."""

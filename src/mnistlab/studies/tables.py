@@ -156,11 +156,18 @@ def _titles(paths: Sequence[str]) -> list[str]:
     return [s if last.count(s) == 1 else p for s, p in zip(last, paths, strict=True)]
 
 
-def _varying(labels: Sequence[Mapping[str, Any]], value: Callable[[int, str], Any]) -> list[str]:
-    """Label paths (in order of first appearance) whose value differs between the items."""
+def label_paths(labels: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The field paths the items' labels set (grid and variant values), in order of first
+    appearance; "variant", "seed" and "repetition" are not among them."""
     paths: list[str] = []
     for d in labels:
         paths.extend(p for p in d if p not in paths and p not in _NOT_LABELS)
+    return paths
+
+
+def _varying(labels: Sequence[Mapping[str, Any]], value: Callable[[int, str], Any]) -> list[str]:
+    """Label paths (in order of first appearance) whose value differs between the items."""
+    paths = label_paths(labels)
     return [p for p in paths if len({value_key(value(i, p)) for i in range(len(labels))}) > 1]
 
 

@@ -7,10 +7,8 @@ is the UI's only door to the store.
 
 from __future__ import annotations
 
-import json
 import math
-import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +16,10 @@ from mnistlab.errors import MnistlabError
 from mnistlab.studies.records import RunRecord
 from mnistlab.studies.results_folder import DB_NAME
 from mnistlab.studies.spec import StudySpec
-from mnistlab.studies.store import ArtifactRow, Store, StudySummary
+from mnistlab.studies.store import ArtifactRow, Store, StoreError, StudySummary
 from mnistlab.studies.summary import TableKind, tables_of
 from mnistlab.studies.tables import Table
 
-_BUSY_TIMEOUT_S = 5.0
 REPORT_PATTERNS = ("report.html", "analysis-*.html")  # what `report` / `analyze` write
 
 
@@ -61,11 +58,10 @@ class Results:
         path = self.folder / DB_NAME
         if not path.is_file():
             raise NotFound(f"{self.folder}: no results store here ({DB_NAME}); run a study first")
-        conn = sqlite3.connect(
-            f"{path.as_uri()}?mode=ro", uri=True, timeout=_BUSY_TIMEOUT_S, isolation_level=None
-        )
-        conn.row_factory = sqlite3.Row
-        return Store(conn, str(path))
+        try:
+            return Store.open_readonly(path)
+        except StoreError as exc:
+            raise NotFound(str(exc)) from None
 
     def studies(self) -> list[StudyEntry]:
         """Every study with its run counts by status and when it last changed (UTC)."""
@@ -73,13 +69,7 @@ class Results:
             return []
         with self._connect() as store:
             summaries = store.list_studies()
-            latest = {
-                row["study"]: row["at"]
-                for row in store._read(
-                    "SELECT study, max(coalesce(finished, started, added)) AS at FROM runs"
-                    " GROUP BY study"
-                )
-            }
+            latest = store.last_activity()
         return [StudyEntry(s, max(s.updated, latest.get(s.name) or "")) for s in summaries]
 
     def spec(self, name: str) -> StudySpec:
@@ -102,18 +92,8 @@ class Results:
 
     def histories(self, name: str) -> dict[str, dict[str, list[float]]]:
         """Each run's History so far (a running run's epochs too), by run id."""
-        histories: dict[str, dict[str, list[float]]] = {}
         with self._connect() as store:
-            rows = store._read(
-                "SELECT e.run_id, e.metrics FROM epochs e JOIN runs r ON r.run_id = e.run_id"
-                " WHERE r.study = ? ORDER BY e.run_id, e.epoch",
-                (name,),
-            )
-        for row in rows:
-            history = histories.setdefault(row["run_id"], {})
-            for key, value in json.loads(row["metrics"]).items():
-                history.setdefault(key, []).append(value)
-        return histories
+            return store.histories(name)
 
     def run(self, run_id: str) -> RunDetail:
         """One run with its History, artifacts and timestamps; NotFound when not stored."""
@@ -121,10 +101,8 @@ class Results:
             record = store.run(run_id)
             if record is None:
                 raise NotFound(f"no run {run_id!r} in {self.folder}")
-            times = store._read(
-                "SELECT added, started, finished, worker FROM runs WHERE run_id = ?", (run_id,)
-            )[0]
-            return RunDetail(record, store.history(run_id), store.artifacts(run_id), dict(times))
+            times = asdict(store.times(record.study)[run_id])
+            return RunDetail(record, store.history(run_id), store.artifacts(run_id), times)
 
     # --- files ---
 
