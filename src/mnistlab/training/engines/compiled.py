@@ -24,6 +24,7 @@ from torch import nn
 from mnistlab.models.layers import Activation, Dense, Dropout
 from mnistlab.models.mlp import MLPNet
 from mnistlab.training.engines import compiled_kernels as kernels
+from mnistlab.training.engines.lean import dense_mlp_unsupported
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import DIVERGENCE_CHECK_STEPS, RunState, Split, weighted_logs
 
@@ -93,17 +94,9 @@ def compiled_unsupported(model: nn.Module, spec: TrainSpec, train: Split) -> str
     cross-entropy (int64 class ids) or MSE/MAE from the logits, L1/L2, every Keras
     optimiser and clipping option, any schedule, `steps_per_epoch`; no augmentation.
     """
-    if type(model) is not MLPNet:
-        return f"model is a {type(model).__name__}, not an MLPNet"
-    if model.spec.batch_norm != "none":
-        return "batch normalisation"
-    for layer in model.layers:
-        if not isinstance(layer, Dense | Activation | Dropout):
-            return f"layer {type(layer).__name__}"
-        if isinstance(layer, Activation) and layer.spec.name not in kernels.ACTIVATION_CODES:
-            return f"activation {layer.spec.name!r}"
-    if any(not p.requires_grad for p in model.parameters()):
-        return "frozen parameters"
+    problem = dense_mlp_unsupported(model, kernels.ACTIVATION_CODES)
+    if problem is not None:
+        return problem
     if spec.augment is not None:
         return "augmentation"
     if spec.clip_probabilities and model.spec.output == "softmax":

@@ -21,6 +21,7 @@ against it. `lean_supported` says which runs the engine takes (`training.engines
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,26 @@ LEAN_ACTIVATIONS = frozenset({"linear", "sigmoid", "tanh", "relu", "leaky_relu",
 # --- which runs ---
 
 
+def dense_mlp_unsupported(model: nn.Module, activations: Collection[str]) -> str | None:
+    """Why `model` is not a plain dense `MLPNet` with these activations, or None when it is.
+
+    What every hand-written engine needs: Dense, activation and dropout layers only, no batch
+    normalisation, every parameter trainable.
+    """
+    if type(model) is not MLPNet:  # a subclass may change forward
+        return f"model is a {type(model).__name__}, not an MLPNet"
+    if model.spec.batch_norm != "none":
+        return "batch normalisation"
+    for layer in model.layers:
+        if not isinstance(layer, Dense | Activation | Dropout):
+            return f"layer {type(layer).__name__}"
+        if isinstance(layer, Activation) and layer.spec.name not in activations:
+            return f"activation {layer.spec.name!r}"
+    if any(not p.requires_grad for p in model.parameters()):
+        return "frozen parameters"
+    return None
+
+
 def lean_unsupported(model: nn.Module, spec: TrainSpec, train: Split | None = None) -> str | None:
     """Why the lean engine cannot train this run, or None when it can.
 
@@ -63,17 +84,9 @@ def lean_unsupported(model: nn.Module, spec: TrainSpec, train: Split | None = No
     -------
     str naming the first unsupported feature, or None.
     """
-    if type(model) is not MLPNet:  # a subclass may change forward
-        return f"model is a {type(model).__name__}, not an MLPNet"
-    if model.spec.batch_norm != "none":
-        return "batch normalisation"
-    for layer in model.layers:
-        if not isinstance(layer, Dense | Activation | Dropout):
-            return f"layer {type(layer).__name__}"
-        if isinstance(layer, Activation) and layer.spec.name not in LEAN_ACTIVATIONS:
-            return f"activation {layer.spec.name!r}"
-    if any(not p.requires_grad for p in model.parameters()):
-        return "frozen parameters"
+    problem = dense_mlp_unsupported(model, LEAN_ACTIVATIONS)
+    if problem is not None:
+        return problem
     if not spec.is_classification:
         return f"loss {spec.loss!r} (cross-entropy only)"
     if spec.augment is not None or spec.steps_per_epoch is not None:
