@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from equivalence import assert_same_run
 
 from mnistlab.data import Split
 from mnistlab.models import MLPSpec, build_mlp
@@ -78,24 +79,7 @@ def _both(model_fields: dict, train_fields: dict, data: Split | None = None):
 
 
 def _assert_same(runs) -> None:
-    (ref_model, ref), (model, history) = runs
-    for name, value in ref_model.state_dict().items():
-        torch.testing.assert_close(model.state_dict()[name], value, **WEIGHTS, msg=name)
-    for (name, p_ref), (_, p) in zip(
-        ref_model.named_parameters(), model.named_parameters(), strict=True
-    ):
-        torch.testing.assert_close(p.grad, p_ref.grad, **WEIGHTS, msg=f"{name}.grad")
-    assert history.status == ref.status
-    assert history.diverged_at == ref.diverged_at
-    assert history.epoch == ref.epoch
-    for key in ref.history:
-        if key != "time":
-            torch.testing.assert_close(
-                torch.tensor(history.history[key], dtype=torch.float64),
-                torch.tensor(ref.history[key], dtype=torch.float64),
-                **HISTORY,
-                msg=key,
-            )
+    assert_same_run(runs, WEIGHTS, HISTORY)
 
 
 # --- compiled == autograd ---

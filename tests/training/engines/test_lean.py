@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from equivalence import assert_same_run
 
 from mnistlab.data import Split
 from mnistlab.models import MLPSpec, build_mlp
@@ -57,23 +58,7 @@ def _both(model_fields: dict, train_fields: dict, data: Split | None = None, **f
 
 
 def _assert_same(runs) -> None:
-    (ref_model, ref), (model, history) = runs
-    for name, value in ref_model.state_dict().items():
-        torch.testing.assert_close(model.state_dict()[name], value, **TOL, msg=name)
-    for (name, p_ref), (_, p) in zip(
-        ref_model.named_parameters(), model.named_parameters(), strict=True
-    ):
-        torch.testing.assert_close(p.grad, p_ref.grad, **TOL, msg=f"{name}.grad")
-    assert history.status == ref.status
-    assert history.diverged_at == ref.diverged_at
-    assert history.epoch == ref.epoch
-    for key in ("loss", "accuracy", "learning_rate"):
-        torch.testing.assert_close(
-            torch.tensor(history.history[key], dtype=torch.float64),
-            torch.tensor(ref.history[key], dtype=torch.float64),
-            **TOL,
-            msg=key,
-        )
+    assert_same_run(runs, TOL, TOL, keys=("loss", "accuracy", "learning_rate"))
 
 
 # --- lean == autograd ---
