@@ -55,7 +55,7 @@ from mnistlab.models import build_mlp
 from mnistlab.runtime import configure_threads, make_generator
 from mnistlab.training.loop import fit
 from mnistlab.training.losses import batch_loss, correct_count
-from mnistlab.training.optimizers import make_optimizer
+from mnistlab.training.optimizers import KerasOptimizer
 from mnistlab.training.schedules import make_schedule
 from mnistlab.training.state import RunSeeds
 
@@ -80,7 +80,7 @@ def mnistlab_phases(data: Any, w: Workload, steps: int) -> dict[str, float]:
     _, spec = mnistlab_specs(w, 1)
     net = fresh_net(w)
     net.train()
-    optimizer = make_optimizer(spec.optimizer, net.parameters())
+    optimizer = KerasOptimizer(spec.optimizer, net.parameters())
     schedule = make_schedule(spec.schedule, spec.optimizer.learning_rate)
     x, y, batch = data.train.x, data.train.y, w.batch_size
     n = len(x)
@@ -309,7 +309,7 @@ def adam_alternatives(w: Workload) -> dict[str, float]:
     ε_keras / sqrt(1 − β2ᵗ), which `torch.optim.Adam(fused=True)` allows through its
     param_group.
     """
-    from mnistlab.training.optimizers import make_optimizer as make
+    from mnistlab.training.optimizers import KerasOptimizer as make
 
     _, spec = mnistlab_specs(w, 1)
     keras_net, torch_net = fresh_net(w), fresh_net(w)

@@ -12,16 +12,17 @@ from mnistlab.errors import SpecError
 from mnistlab.spec import Spec, parse_spec
 from mnistlab.training.optimizers import (
     OPTIMIZER_NAMES,
+    OPTIMIZERS,
     AdadeltaSpec,
     AdagradSpec,
     AdamSpec,
     AdamWSpec,
+    KerasOptimizer,
     NadamSpec,
     OptimizerSpec,
     RMSpropSpec,
     SGDSpec,
     adam_update,
-    make_optimizer,
     rmsprop_update,
     sgd_update,
 )
@@ -136,7 +137,7 @@ def test_matches_keras(case):
     schedule = make_schedule(SCHEDULE.validate_python(schedule_fields), spec.learning_rate)
     kernel = torch.nn.Parameter(torch.tensor(FIXTURE["initial"][0]))
     bias = torch.nn.Parameter(torch.tensor(FIXTURE["initial"][1]))
-    opt = make_optimizer(spec, [kernel, bias])
+    opt = KerasOptimizer(spec, [kernel, bias])
     for step, ((gk, gb), (want_k, want_b), keras_lr) in enumerate(
         zip(FIXTURE["gradients"], recorded["weights"], recorded["learning_rates"], strict=True)
     ):
@@ -174,7 +175,7 @@ G = [[0.5, 1e-4], [-0.25, 3e-4]]  # the small entry shows where epsilon sits
 def _two_steps(fields, grads=G, rates=None, w0=W0):
     spec = OPTIMIZER.validate_python(fields)
     w = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float64))
-    opt = make_optimizer(spec, [w])
+    opt = KerasOptimizer(spec, [w])
     out = []
     for i, g in enumerate(grads):
         if rates is not None:
@@ -326,7 +327,7 @@ def test_adadelta_by_hand():
 def _clipped_sgd_step(option: str, kernel_grad: list[float]) -> list[list[float]]:
     kernel = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))
     bias = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
-    opt = make_optimizer(
+    opt = KerasOptimizer(
         OPTIMIZER.validate_python({"name": "sgd", "learning_rate": 0.1, option: 1.0}),
         [kernel, bias],
     )
@@ -358,7 +359,7 @@ def test_global_clipnorm_of_an_infinite_gradient_gives_nan_like_keras():
 
 def test_learning_rate_is_a_float_in_param_groups():
     w = torch.nn.Parameter(torch.zeros(3))
-    opt = make_optimizer(OPTIMIZER.validate_python("adam"), [w])
+    opt = KerasOptimizer(OPTIMIZER.validate_python("adam"), [w])
     assert opt.param_groups[0]["lr"] == 0.001
     assert isinstance(opt.param_groups[0]["lr"], float)
     assert isinstance(opt, torch.optim.Optimizer)
@@ -366,7 +367,7 @@ def test_learning_rate_is_a_float_in_param_groups():
 
 def test_parameters_without_gradients_are_skipped_but_the_step_count_advances():
     a, b = torch.nn.Parameter(torch.ones(1)), torch.nn.Parameter(torch.ones(1))
-    opt = make_optimizer(OPTIMIZER.validate_python("adam"), [a, b])
+    opt = KerasOptimizer(OPTIMIZER.validate_python("adam"), [a, b])
     a.grad = torch.ones(1)
     opt.step()
     assert b.item() == 1.0 and b not in opt.state
@@ -380,12 +381,12 @@ def test_state_dict_resume_continues_exactly(name):
 
     def run(split: bool) -> torch.Tensor:
         w = torch.nn.Parameter(torch.ones(4))
-        opt = make_optimizer(OPTIMIZER.validate_python(name), [w])
+        opt = KerasOptimizer(OPTIMIZER.validate_python(name), [w])
         for i, g in enumerate(grads):
             if split and i == 2:
                 saved = opt.state_dict()
                 w = torch.nn.Parameter(w.detach().clone())
-                opt = make_optimizer(OPTIMIZER.validate_python(name), [w])
+                opt = KerasOptimizer(OPTIMIZER.validate_python(name), [w])
                 opt.load_state_dict(saved)
             w.grad = g.clone()
             opt.step()
@@ -396,7 +397,7 @@ def test_state_dict_resume_continues_exactly(name):
 
 def test_closure_loss_is_returned():
     w = torch.nn.Parameter(torch.tensor([2.0]))
-    opt = make_optimizer(OPTIMIZER.validate_python({"name": "sgd", "learning_rate": 0.1}), [w])
+    opt = KerasOptimizer(OPTIMIZER.validate_python({"name": "sgd", "learning_rate": 0.1}), [w])
 
     def closure():
         opt.zero_grad()
@@ -476,3 +477,21 @@ def test_fused_adam_equals_the_tensor_op_rule(amsgrad, per_member_rate):
             )
     assert not torch.equal(fused, w)
     torch.testing.assert_close(fused, reference, rtol=1e-6, atol=5e-7)  # float rounding
+
+
+@pytest.mark.parametrize("name", OPTIMIZER_NAMES)
+def test_every_row_builds_exactly_the_slots_it_names_with_every_switch_on(name):
+    rule = OPTIMIZERS[name]
+    fields = {switch: True for switch in rule.switches if switch != "legacy"}
+    if "momentum" in rule.hyperparameters:
+        fields["momentum"] = 0.5
+    state = rule.init_state(torch.zeros(3), rule.settings(rule.spec(**fields)))
+    assert tuple(state) == rule.state
+    assert all(t.shape == (3,) for t in state.values())
+
+
+def test_the_table_names_each_optimizer_once_under_its_spec_name():
+    assert OPTIMIZER_NAMES == ("sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad", "adadelta")
+    assert OPTIMIZERS["rmsprop"].hyperparameters == ("rho", "momentum", "epsilon")
+    assert OPTIMIZERS["rmsprop"].switches == ("centered", "legacy")
+    assert OPTIMIZERS["nadam"].settings(NadamSpec())["u_product"] == 1.0

@@ -11,16 +11,15 @@ from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.models.stacked import stack_models
 from mnistlab.runtime import SMALL_GEMM, make_generator
 from mnistlab.training.loop import evaluate, fit
-from mnistlab.training.optimizers import _SPECS as OPTIMIZER_SPECS
+from mnistlab.training.optimizers import OPTIMIZERS as RULES
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.stacked import (
     GEMM_BOUND,
-    HYPERPARAMETERS,
-    SHARED_OPTIMIZER_FIELDS,
     SHARED_TRAIN_FIELDS,
     evaluate_stack,
     fit_stack,
     member_orders,
+    shared_optimizer_fields,
     stack_pays,
     training_conflicts,
 )
@@ -310,10 +309,11 @@ def test_every_field_is_classified_shared_or_per_member():
         "divergence_threshold",
     }
     assert set(SHARED_TRAIN_FIELDS) | per_member == set(TrainSpec.model_fields)
-    for cls in OPTIMIZER_SPECS:
-        name = cls.model_fields["name"].default
-        fields = set(cls.model_fields) - {"learning_rate"}
-        assert fields <= set(SHARED_OPTIMIZER_FIELDS) | set(HYPERPARAMETERS[name]), name
+    for name, rule in RULES.items():
+        fields = set(rule.spec.model_fields) - {"learning_rate"}
+        shared = set(shared_optimizer_fields(rule.spec()))
+        assert fields == shared | set(rule.hyperparameters), name
+        assert not shared & set(rule.hyperparameters), name
 
 
 def test_stacked_nets_are_trained_in_place_like_fit():

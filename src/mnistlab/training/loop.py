@@ -17,7 +17,7 @@ from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
 from mnistlab.training.engines import Engine, choose_engine
 from mnistlab.training.history import History
 from mnistlab.training.losses import batch_loss, correct_count, softmax_output
-from mnistlab.training.optimizers import make_optimizer
+from mnistlab.training.optimizers import KerasOptimizer
 from mnistlab.training.schedules import make_schedule
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import (
@@ -80,7 +80,7 @@ def fit(
     check_monitors(spec, has_val=val is not None)
     run = RunState(
         model=model,
-        optimizer=make_optimizer(spec.optimizer, model.parameters()),
+        optimizer=KerasOptimizer(spec.optimizer, model.parameters()),
         spec=spec,
         history=History(),
         seed=seed,

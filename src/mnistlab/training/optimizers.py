@@ -16,25 +16,29 @@ outside the root, Adagrad starts its accumulator at 0, Adadelta and Nadam use ot
 defaults and schedules). Adam alone runs through torch's fused kernel, with ε rescaled per
 step so that it computes Keras's rule (see `_fused_adam`).
 
-The current learning rate lives in `param_groups[i]["lr"]` (a Python float) and may change
-between steps. Each rule is a function of tensors and hyperparameters; the hyperparameters
-may be Python floats or tensors that broadcast against the weights (e.g. `[K, 1]` for K
-stacked models), so a stacked optimiser can reuse the same math.
+`OPTIMIZERS` holds one row per optimiser (its spec, state names, state and update rule); the
+single `KerasOptimizer`, the stacked optimiser and the compiled engine all read it. Each rule
+is a function of tensors and settings; the hyperparameters may be Python floats or tensors
+that broadcast against the weights (e.g. `[K, 1]` for K stacked models), so a stack runs
+the same math.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
 
 import torch
 from pydantic import BeforeValidator, Field, NonNegativeFloat, PositiveFloat, model_validator
+from torch import Tensor
 
 from mnistlab.spec import Spec
 
 Scalar = float | torch.Tensor  # a hyperparameter: a float, or a tensor broadcasting to w
 FUSED_DTYPES = (torch.float32, torch.float64)  # what torch's fused Adam kernel accepts here
 FUSED_DEVICES = ("cpu", "cuda")
+CLIPPING: tuple[str, ...] = ("clipnorm", "clipvalue", "global_clipnorm")  # Keras allows one
 
 # --- specs ---
 
@@ -58,7 +62,7 @@ class _BaseOptimizerSpec(Spec):
 
     @model_validator(mode="after")
     def _one_clipping(self) -> _BaseOptimizerSpec:
-        given = [k for k in ("clipnorm", "clipvalue", "global_clipnorm") if getattr(self, k)]
+        given = [k for k in CLIPPING if getattr(self, k)]
         if len(given) > 1:
             raise ValueError(
                 f"set at most one of clipnorm, clipvalue, global_clipnorm (Keras allows one),"
@@ -149,18 +153,6 @@ class AdadeltaSpec(_BaseOptimizerSpec):
     learning_rate: PositiveFloat = 0.001
     rho: Decay = 0.95
     epsilon: PositiveFloat = 1e-7
-
-
-_SPECS: tuple[type[_BaseOptimizerSpec], ...] = (
-    SGDSpec,
-    AdamSpec,
-    AdamWSpec,
-    NadamSpec,
-    RMSpropSpec,
-    AdagradSpec,
-    AdadeltaSpec,
-)
-OPTIMIZER_NAMES: tuple[str, ...] = tuple(cls.model_fields["name"].default for cls in _SPECS)
 
 
 def _named(value: Any) -> Any:
@@ -499,38 +491,221 @@ def clip_gradients(
     return grads
 
 
-# --- torch.optim.Optimizer subclasses ---
+# --- the table: one row per Keras optimiser ---
+
+Settings = Mapping[str, Any]
+"""An optimiser's settings at one step, by Keras name: its float hyperparameters (floats, or
+(M, 1) tensors for M stacked members), its switches (bools) and its per-step counters."""
+
+
+def _nonzero(value: Scalar) -> bool:
+    """Whether a hyperparameter (a float, or per member a tensor) is non-zero anywhere."""
+    if isinstance(value, Tensor):
+        return bool(value.ne(0).any())
+    return value != 0
+
+
+@dataclass(frozen=True)
+class OptimizerRule:
+    """One Keras optimiser: its spec, its state (Keras's slot names), its update rule.
+
+    `update(w, g, state, settings, step, lr)` changes w and the state in place; `step` is
+    Keras's iteration count (1 for the first update) and `lr` a float or a (M, 1) Tensor.
+    `begin_step(settings, step)` does the per-step work shared by all weights before any of
+    them moves (Nadam's momentum product); `counters` are its starting values. The float
+    fields of `spec` are the hyperparameters a stack may vary per member, its bool fields
+    the switches every member must share.
+    """
+
+    spec: type[_BaseOptimizerSpec]
+    state: tuple[str, ...]
+    init_state: Callable[[Tensor, Settings], dict[str, Tensor]]
+    update: Callable[[Tensor, Tensor, Mapping[str, Tensor], Settings, int, Scalar], None]
+    begin_step: Callable[[dict[str, Any], int], None] | None = None
+    counters: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.model_fields["name"].default
+
+    @property
+    def hyperparameters(self) -> tuple[str, ...]:
+        """The float fields besides the learning rate (the clipping bounds are optional)."""
+        fields = self.spec.model_fields.items()
+        return tuple(f for f, info in fields if info.annotation is float and f != "learning_rate")
+
+    @property
+    def switches(self) -> tuple[str, ...]:
+        return tuple(f for f, info in self.spec.model_fields.items() if info.annotation is bool)
+
+    def settings(self, spec: _BaseOptimizerSpec) -> dict[str, Any]:
+        """`spec`'s hyperparameters and switches, and the counters at their start."""
+        names = (*self.hyperparameters, *self.switches)
+        return {**{f: getattr(spec, f) for f in names}, **self.counters}
+
+
+def _sgd_state(w: Tensor, h: Settings) -> dict[str, Tensor]:
+    return {"momentum": torch.zeros_like(w)} if _nonzero(h["momentum"]) else {}
+
+
+def _sgd_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
+    sgd_update(w, g, s.get("momentum"), lr=lr, momentum=h["momentum"], nesterov=h["nesterov"])
+
+
+def _adam_state(w: Tensor, h: Settings) -> dict[str, Tensor]:
+    state = {"momentum": torch.zeros_like(w), "velocity": torch.zeros_like(w)}
+    if h["amsgrad"]:
+        state["velocity_hat"] = torch.zeros_like(w)
+    return state
+
+
+def _adam_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
+    betas = {k: h[k] for k in ("beta_1", "beta_2", "epsilon")}
+    adam_update(
+        w, g, s["momentum"], s["velocity"], s.get("velocity_hat"), step=step, lr=lr, **betas
+    )
+
+
+def _adamw_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
+    if _nonzero(h["weight_decay"]):  # Keras: the decoupled decay first, at the current rate
+        w.sub_(w * h["weight_decay"] * lr)
+    _adam_step(w, g, s, h, step, lr)
+
+
+def _moments(w: Tensor, h: Settings) -> dict[str, Tensor]:
+    return {"momentum": torch.zeros_like(w), "velocity": torch.zeros_like(w)}
+
+
+def _nadam_begin(h: dict[str, Any], step: int) -> None:
+    # Keras multiplies the product by u_t once per step, before any weight moves
+    h["u_product"] = h["u_product"] * nadam_momentum(step, h["beta_1"], h["legacy"])
+
+
+def _nadam_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
+    nadam_update(
+        w,
+        g,
+        s["momentum"],
+        s["velocity"],
+        step=step,
+        u_product=h["u_product"],
+        lr=lr,
+        beta_1=h["beta_1"],
+        beta_2=h["beta_2"],
+        epsilon=h["epsilon"],
+        legacy=h["legacy"],
+    )
+
+
+def _rmsprop_state(w: Tensor, h: Settings) -> dict[str, Tensor]:
+    state = {"velocity": torch.zeros_like(w)}
+    if _nonzero(h["momentum"]):
+        state["momentum"] = torch.zeros_like(w)
+    if h["centered"]:
+        state["average_gradient"] = torch.zeros_like(w)
+    return state
+
+
+def _rmsprop_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
+    rmsprop_update(
+        w,
+        g,
+        s["velocity"],
+        s.get("average_gradient"),
+        s.get("momentum"),
+        lr=lr,
+        rho=h["rho"],
+        momentum=h["momentum"],
+        epsilon=h["epsilon"],
+        legacy=h["legacy"],
+    )
+
+
+def _adagrad_state(w: Tensor, h: Settings) -> dict[str, Tensor]:
+    return {"accumulator": torch.zeros_like(w).add_(h["initial_accumulator_value"])}
+
+
+def _adagrad_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
+    adagrad_update(w, g, s["accumulator"], lr=lr, epsilon=h["epsilon"], legacy=h["legacy"])
+
+
+def _adadelta_state(w: Tensor, h: Settings) -> dict[str, Tensor]:
+    return {"accumulated_grad": torch.zeros_like(w), "accumulated_delta_var": torch.zeros_like(w)}
+
+
+def _adadelta_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
+    adadelta_update(
+        w,
+        g,
+        s["accumulated_grad"],
+        s["accumulated_delta_var"],
+        lr=lr,
+        rho=h["rho"],
+        epsilon=h["epsilon"],
+    )
+
+
+ADAM_SLOTS = ("momentum", "velocity", "velocity_hat")
+OPTIMIZERS: dict[str, OptimizerRule] = {
+    rule.name: rule
+    for rule in (
+        OptimizerRule(SGDSpec, ("momentum",), _sgd_state, _sgd_step),
+        OptimizerRule(AdamSpec, ADAM_SLOTS, _adam_state, _adam_step),
+        OptimizerRule(AdamWSpec, ADAM_SLOTS, _adam_state, _adamw_step),
+        OptimizerRule(
+            NadamSpec,
+            ("momentum", "velocity"),
+            _moments,
+            _nadam_step,
+            begin_step=_nadam_begin,
+            counters={"u_product": 1.0},
+        ),
+        OptimizerRule(
+            RMSpropSpec, ("velocity", "momentum", "average_gradient"), _rmsprop_state, _rmsprop_step
+        ),
+        OptimizerRule(AdagradSpec, ("accumulator",), _adagrad_state, _adagrad_step),
+        OptimizerRule(
+            AdadeltaSpec,
+            ("accumulated_grad", "accumulated_delta_var"),
+            _adadelta_state,
+            _adadelta_step,
+        ),
+    )
+}
+"""Every Keras optimiser, by name: adding one means a spec class, in `OptimizerSpec`, and a row."""
+OPTIMIZER_NAMES: tuple[str, ...] = tuple(OPTIMIZERS)
+
+
+# --- the torch optimiser ---
 
 
 class KerasOptimizer(torch.optim.Optimizer):
-    """Common part of the Keras optimisers: clipping, weight decay, the iteration count.
+    """The Keras optimiser `spec` describes, over `params`, as a `torch.optim.Optimizer`.
 
-    Each param group holds its hyperparameters under Keras's names, except the learning
-    rate, `"lr"`. `group["step"]` counts the updates done, as Keras's `optimizer.iterations`
-    (one count for the whole optimiser: a weight without a gradient is skipped, the count
-    still advances). Subclasses define `_init_state` and `_update`.
+    Each param group holds the row's settings under Keras's names, the learning rate as
+    `"lr"` (a Python float the loop may overwrite before any step, for schedules) and
+    `"step"`, the number of updates done, as Keras's `optimizer.iterations` (one count for
+    the whole optimiser: a weight without a gradient is skipped, the count still advances).
     """
 
-    _clipping: ClassVar[tuple[str, ...]] = ("clipnorm", "clipvalue", "global_clipnorm")
-
     def __init__(
-        self, params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]], **defaults: Any
+        self, spec: OptimizerSpec, params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]]
     ) -> None:
-        clip = {k: defaults.pop(k, None) for k in self._clipping}
-        if sum(v is not None for v in clip.values()) > 1:
-            raise ValueError("set at most one of clipnorm, clipvalue, global_clipnorm")
-        self.clip = clip
-        defaults.setdefault("weight_decay", None)
-        super().__init__(params, {**defaults, "step": 0})
+        self.rule = OPTIMIZERS[spec.name]
+        self.clip = {k: getattr(spec, k) for k in CLIPPING}
+        defaults = {"lr": spec.learning_rate, "step": 0, **self.rule.settings(spec)}
+        super().__init__(params, defaults)
 
-    def _init_state(self, p: torch.Tensor, group: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError
+    def state_of(self, p: Tensor) -> dict[str, Tensor]:
+        """The state of weight `p`, created on first use as Keras builds its slots."""
+        group = next(g for g in self.param_groups if any(q is p for q in g["params"]))
+        return self._state(p, group)
 
-    def _update(self, p: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
-        raise NotImplementedError
-
-    def _begin_step(self, group: dict[str, Any]) -> None:
-        """Per-group work before the weights are updated (Nadam's momentum product)."""
+    def _state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Tensor]:
+        state = self.state[p]
+        if not state:
+            state.update(self.rule.init_state(p, group))
+        return state
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
@@ -552,278 +727,12 @@ class KerasOptimizer(torch.optim.Optimizer):
             (group, p) for group in self.param_groups for p in group["params"] if p.grad is not None
         ]
         if any(p.grad.is_sparse for _, p in todo):
-            raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+            raise RuntimeError(f"Keras {self.rule.name} does not support sparse gradients")
         grads = clip_gradients([p.grad for _, p in todo], **self.clip)
         for group in self.param_groups:
             group["step"] += 1
-            self._begin_step(group)
+            if self.rule.begin_step is not None:
+                self.rule.begin_step(group, group["step"])
         for (group, p), g in zip(todo, grads, strict=True):
-            state = self.state[p]
-            if not state:
-                state.update(self._init_state(p, group))
-            if group["weight_decay"]:
-                # Keras applies the decoupled decay before the update, at the current rate
-                p.sub_(p * group["weight_decay"] * group["lr"])
-            self._update(p, g, state, group)
+            self.rule.update(p, g, self._state(p, group), group, group["step"], group["lr"])
         return loss
-
-
-class SGD(KerasOptimizer):
-    """Keras SGD (velocity v = μ·v − lr·g: lr lives inside the buffer)."""
-
-    def __init__(
-        self,
-        params: Iterable,
-        lr: float = 0.01,
-        momentum: float = 0.0,
-        nesterov: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(params, lr=lr, momentum=momentum, nesterov=nesterov, **options)
-
-    def _init_state(self, p: torch.Tensor, group: dict) -> dict:
-        return {"momentum": torch.zeros_like(p)} if group["momentum"] != 0 else {}
-
-    def _update(self, p: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
-        sgd_update(
-            p,
-            g,
-            state.get("momentum"),
-            lr=group["lr"],
-            momentum=group["momentum"],
-            nesterov=group["nesterov"],
-        )
-
-
-class Adam(KerasOptimizer):
-    """Keras Adam, AMSGrad, and (with `weight_decay`) Keras 3 AdamW."""
-
-    def __init__(
-        self,
-        params: Iterable,
-        lr: float = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        amsgrad: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            params, lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad, **options
-        )
-
-    def _init_state(self, p: torch.Tensor, group: dict) -> dict:
-        state = {"momentum": torch.zeros_like(p), "velocity": torch.zeros_like(p)}
-        if group["amsgrad"]:
-            state["velocity_hat"] = torch.zeros_like(p)
-        return state
-
-    def _update(self, p: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
-        adam_update(
-            p,
-            g,
-            state["momentum"],
-            state["velocity"],
-            state.get("velocity_hat"),
-            step=group["step"],
-            lr=group["lr"],
-            beta_1=group["beta_1"],
-            beta_2=group["beta_2"],
-            epsilon=group["epsilon"],
-        )
-
-
-class Nadam(KerasOptimizer):
-    """Keras Nadam; `group["u_product"]` is the product of the momentum schedule so far."""
-
-    def __init__(
-        self,
-        params: Iterable,
-        lr: float = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        legacy: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            beta_1=beta_1,
-            beta_2=beta_2,
-            epsilon=epsilon,
-            legacy=legacy,
-            u_product=1.0,
-            **options,
-        )
-
-    def _begin_step(self, group: dict) -> None:
-        # Keras multiplies the product by u_t once per step, before any weight moves
-        group["u_product"] *= nadam_momentum(group["step"], group["beta_1"], group["legacy"])
-
-    def _init_state(self, p: torch.Tensor, group: dict) -> dict:
-        return {"momentum": torch.zeros_like(p), "velocity": torch.zeros_like(p)}
-
-    def _update(self, p: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
-        nadam_update(
-            p,
-            g,
-            state["momentum"],
-            state["velocity"],
-            step=group["step"],
-            u_product=group["u_product"],
-            lr=group["lr"],
-            beta_1=group["beta_1"],
-            beta_2=group["beta_2"],
-            epsilon=group["epsilon"],
-            legacy=group["legacy"],
-        )
-
-
-class RMSprop(KerasOptimizer):
-    """Keras RMSprop, plain, centered and/or with momentum."""
-
-    def __init__(
-        self,
-        params: Iterable,
-        lr: float = 0.001,
-        rho: float = 0.9,
-        momentum: float = 0.0,
-        epsilon: float = 1e-7,
-        centered: bool = False,
-        legacy: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            rho=rho,
-            momentum=momentum,
-            epsilon=epsilon,
-            centered=centered,
-            legacy=legacy,
-            **options,
-        )
-
-    def _init_state(self, p: torch.Tensor, group: dict) -> dict:
-        state = {"velocity": torch.zeros_like(p)}
-        if group["momentum"] > 0:
-            state["momentum"] = torch.zeros_like(p)
-        if group["centered"]:
-            state["average_gradient"] = torch.zeros_like(p)
-        return state
-
-    def _update(self, p: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
-        rmsprop_update(
-            p,
-            g,
-            state["velocity"],
-            state.get("average_gradient"),
-            state.get("momentum"),
-            lr=group["lr"],
-            rho=group["rho"],
-            momentum=group["momentum"],
-            epsilon=group["epsilon"],
-            legacy=group["legacy"],
-        )
-
-
-class Adagrad(KerasOptimizer):
-    """Keras Adagrad (accumulator starts at `initial_accumulator_value`, 0.1)."""
-
-    def __init__(
-        self,
-        params: Iterable,
-        lr: float = 0.001,
-        initial_accumulator_value: float = 0.1,
-        epsilon: float = 1e-7,
-        legacy: bool = False,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            initial_accumulator_value=initial_accumulator_value,
-            epsilon=epsilon,
-            legacy=legacy,
-            **options,
-        )
-
-    def _init_state(self, p: torch.Tensor, group: dict) -> dict:
-        return {"accumulator": torch.full_like(p, group["initial_accumulator_value"])}
-
-    def _update(self, p: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
-        adagrad_update(
-            p,
-            g,
-            state["accumulator"],
-            lr=group["lr"],
-            epsilon=group["epsilon"],
-            legacy=group["legacy"],
-        )
-
-
-class Adadelta(KerasOptimizer):
-    """Keras Adadelta (lr 0.001 by default: the step is scaled by the learning rate)."""
-
-    def __init__(
-        self,
-        params: Iterable,
-        lr: float = 0.001,
-        rho: float = 0.95,
-        epsilon: float = 1e-7,
-        **options: Any,
-    ) -> None:
-        super().__init__(params, lr=lr, rho=rho, epsilon=epsilon, **options)
-
-    def _init_state(self, p: torch.Tensor, group: dict) -> dict:
-        return {
-            "accumulated_grad": torch.zeros_like(p),
-            "accumulated_delta_var": torch.zeros_like(p),
-        }
-
-    def _update(self, p: torch.Tensor, g: torch.Tensor, state: dict, group: dict) -> None:
-        adadelta_update(
-            p,
-            g,
-            state["accumulated_grad"],
-            state["accumulated_delta_var"],
-            lr=group["lr"],
-            rho=group["rho"],
-            epsilon=group["epsilon"],
-        )
-
-
-# --- factory ---
-
-
-def make_optimizer(
-    spec: OptimizerSpec, params: Iterable[torch.nn.Parameter]
-) -> torch.optim.Optimizer:
-    """Build the Keras optimiser that `spec` describes over `params`.
-
-    Parameters
-    ----------
-    spec : a validated optimiser spec (`SGDSpec`, `AdamSpec`, ...).
-    params : the model's parameters (or torch param-group dicts).
-
-    Returns
-    -------
-    torch.optim.Optimizer whose `param_groups[i]["lr"]` is the current learning rate; the
-    training loop may overwrite it before any step (schedules).
-    """
-    fields = spec.model_dump(exclude={"name", "learning_rate"})
-    lr = spec.learning_rate
-    if isinstance(spec, SGDSpec):
-        return SGD(params, lr=lr, **fields)
-    if isinstance(spec, AdamSpec | AdamWSpec):
-        return Adam(params, lr=lr, **fields)
-    if isinstance(spec, NadamSpec):
-        return Nadam(params, lr=lr, **fields)
-    if isinstance(spec, RMSpropSpec):
-        return RMSprop(params, lr=lr, **fields)
-    if isinstance(spec, AdagradSpec):
-        return Adagrad(params, lr=lr, **fields)
-    if isinstance(spec, AdadeltaSpec):
-        return Adadelta(params, lr=lr, **fields)
-    raise TypeError(f"not an optimizer spec: {spec!r}")

@@ -38,16 +38,7 @@ from mnistlab.training.engines.lean import lean_supported
 from mnistlab.training.history import History
 from mnistlab.training.loop import EVAL_BATCH_SIZE, eval_logs
 from mnistlab.training.losses import KERAS_2_2_4_EPSILON
-from mnistlab.training.optimizers import (
-    OptimizerSpec,
-    adadelta_update,
-    adagrad_update,
-    adam_update,
-    nadam_momentum,
-    nadam_update,
-    rmsprop_update,
-    sgd_update,
-)
+from mnistlab.training.optimizers import CLIPPING, OPTIMIZERS, OptimizerSpec
 from mnistlab.training.schedules import ConstantSpec, ExponentialSpec, Schedule, make_schedule
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import (
@@ -73,29 +64,6 @@ SHARED_TRAIN_FIELDS: tuple[str, ...] = (
     "evaluate_each_epoch",
 )
 """`TrainSpec` fields every member must share (the others may differ per member)."""
-
-SHARED_OPTIMIZER_FIELDS: tuple[str, ...] = (
-    "name",
-    "nesterov",
-    "amsgrad",
-    "centered",
-    "legacy",
-    "clipnorm",
-    "clipvalue",
-    "global_clipnorm",
-)
-"""Optimiser fields every member must share; its other (float) fields may differ."""
-
-HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
-    "sgd": ("momentum",),
-    "adam": ("beta_1", "beta_2", "epsilon"),
-    "adamw": ("beta_1", "beta_2", "epsilon", "weight_decay"),
-    "nadam": ("beta_1", "beta_2", "epsilon"),
-    "rmsprop": ("rho", "momentum", "epsilon"),
-    "adagrad": ("initial_accumulator_value", "epsilon"),
-    "adadelta": ("rho", "epsilon"),
-}
-"""Per optimiser, the fields that become per-member (M, 1) hyperparameters."""
 
 STACKABLE_SCHEDULES = (ConstantSpec, ExponentialSpec)
 
@@ -147,7 +115,7 @@ def training_conflicts(specs: Sequence[TrainSpec]) -> list[str]:
                     f"training[{k}].{field}: must equal training[0]'s {want!r} to stack, "
                     f"got {got!r}"
                 )
-        for field in SHARED_OPTIMIZER_FIELDS:
+        for field in shared_optimizer_fields(first.optimizer):
             want = getattr(first.optimizer, field, None)
             got = getattr(spec.optimizer, field, None)
             if want != got:
@@ -176,47 +144,36 @@ def training_conflicts(specs: Sequence[TrainSpec]) -> list[str]:
 # --- optimiser over the flat (M, P) buffer ---
 
 
+def shared_optimizer_fields(spec: OptimizerSpec) -> tuple[str, ...]:
+    """The optimiser fields every member must share: its name, clipping and switches.
+
+    The row's other (float) fields, its hyperparameters, may differ per member.
+    """
+    return ("name", *CLIPPING, *OPTIMIZERS[spec.name].switches)
+
+
 class StackedOptimizer:
-    """One Keras optimiser for the whole stack: the rules of `optimizers.py` on (M, P).
+    """One Keras optimiser for the whole stack: the `OPTIMIZERS` row's rule on (M, P).
 
     Hyperparameters that differ between members are (M, 1) tensors, shared ones floats.
 
     Parameters
     ----------
-    specs : M optimiser specs agreeing in `SHARED_OPTIMIZER_FIELDS`.
+    specs : M optimiser specs agreeing in `shared_optimizer_fields`.
     weights : the stack's flat Parameter of shape (M, P).
     sizes : element counts of the packed tensors in a row (for per-tensor `clipnorm`).
     """
 
     def __init__(self, specs: Sequence[OptimizerSpec], weights: Tensor, sizes: list[int]) -> None:
         first = specs[0]
-        self.name = first.name
+        self.rule = OPTIMIZERS[first.name]
         self.weights, self.sizes = weights, sizes
         self.iterations = 0  # Keras's optimizer.iterations, shared: members step together
-        self.clip = {k: getattr(first, k) for k in ("clipnorm", "clipvalue", "global_clipnorm")}
-        self.options = {
-            k: getattr(first, k) for k in ("nesterov", "amsgrad", "legacy") if hasattr(first, k)
-        }
-        self.hyper = {
-            f: member_scalar([getattr(s, f) for s in specs], weights.device)  # float or (M, 1)
-            for f in HYPERPARAMETERS[self.name]
-        }
-        zeros = torch.zeros_like  # every state tensor is (M, P), like the weights
-        self.state: dict[str, Tensor | None] = {}
-        if self.name == "sgd":
-            self.state["velocity"] = zeros(weights) if any(s.momentum for s in specs) else None
-        elif self.name in ("adam", "adamw", "nadam"):
-            self.state.update(m=zeros(weights), v=zeros(weights))
-            self.state["v_max"] = zeros(weights) if self.options.get("amsgrad") else None
-            self.u_product: float | Tensor = 1.0
-        elif self.name == "rmsprop":
-            self.state["ms"] = zeros(weights)
-            self.state["mg"] = zeros(weights) if first.centered else None
-            self.state["mom"] = zeros(weights) if any(s.momentum > 0 for s in specs) else None
-        elif self.name == "adagrad":
-            self.state["acc"] = zeros(weights).add_(self.hyper["initial_accumulator_value"])
-        else:  # adadelta
-            self.state.update(acc_grad=zeros(weights), acc_delta=zeros(weights))
+        self.clip = {k: getattr(first, k) for k in CLIPPING}
+        self.settings = self.rule.settings(first)
+        for f in self.rule.hyperparameters:  # float or (M, 1)
+            self.settings[f] = member_scalar([getattr(s, f) for s in specs], weights.device)
+        self.state = self.rule.init_state(weights, self.settings)  # each (M, P), like w
 
     @torch.no_grad()
     def step(self, lr: float | Tensor) -> None:
@@ -226,32 +183,11 @@ class StackedOptimizer:
         ----------
         lr : the learning rate, a float or a (M, 1) Tensor of per-member rates.
         """
-        w, s, h = self.weights, self.state, self.hyper
-        g = _clip_per_member(w.grad, self.sizes, **self.clip)  # (M, P)
+        g = _clip_per_member(self.weights.grad, self.sizes, **self.clip)  # (M, P)
         self.iterations += 1
-        t = self.iterations
-        if self.name == "sgd":
-            sgd_update(w, g, s["velocity"], lr=lr, nesterov=self.options["nesterov"], **h)  # (M, P)
-        elif self.name in ("adam", "adamw"):
-            if self.name == "adamw":  # Keras: decoupled decay first, at the current rate
-                w.sub_(w * h["weight_decay"] * lr)  # (M, P)
-            betas = {k: h[k] for k in ("beta_1", "beta_2", "epsilon")}
-            adam_update(w, g, s["m"], s["v"], s["v_max"], step=t, lr=lr, **betas)  # (M, P)
-        elif self.name == "nadam":
-            legacy = self.options["legacy"]
-            self.u_product = self.u_product * nadam_momentum(t, h["beta_1"], legacy)  # (M, 1)
-            nadam_update(  # (M, P)
-                w, g, s["m"], s["v"], step=t, u_product=self.u_product, lr=lr, legacy=legacy, **h
-            )
-        elif self.name == "rmsprop":
-            rmsprop_update(  # (M, P)
-                w, g, s["ms"], s["mg"], s["mom"], lr=lr, legacy=self.options["legacy"], **h
-            )
-        elif self.name == "adagrad":
-            legacy = self.options["legacy"]
-            adagrad_update(w, g, s["acc"], lr=lr, epsilon=h["epsilon"], legacy=legacy)  # (M, P)
-        else:
-            adadelta_update(w, g, s["acc_grad"], s["acc_delta"], lr=lr, **h)  # (M, P)
+        if self.rule.begin_step is not None:
+            self.rule.begin_step(self.settings, self.iterations)
+        self.rule.update(self.weights, g, self.state, self.settings, self.iterations, lr)
 
 
 def _clip_per_member(

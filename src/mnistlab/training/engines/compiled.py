@@ -25,6 +25,7 @@ from mnistlab.models.layers import Activation, Dense, Dropout
 from mnistlab.models.mlp import MLPNet
 from mnistlab.training.engines import compiled_kernels as kernels
 from mnistlab.training.engines.lean import dense_mlp_unsupported
+from mnistlab.training.optimizers import OPTIMIZERS, KerasOptimizer
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import DIVERGENCE_CHECK_STEPS, RunState, Split, weighted_logs
 
@@ -128,7 +129,7 @@ class CompiledNet:
     spec : the training spec (optimiser name, loss, divergence bound).
     """
 
-    def __init__(self, model: MLPNet, optimizer: torch.optim.Optimizer, spec: TrainSpec) -> None:
+    def __init__(self, model: MLPNet, optimizer: KerasOptimizer, spec: TrainSpec) -> None:
         self.model, self.optimizer, self.spec = model, optimizer, spec
         self.params = list(model.parameters())  # kernel, bias per Dense layer, in order
         self.group = optimizer.param_groups[0]
@@ -161,7 +162,7 @@ class CompiledNet:
             t = index[id(getattr(model.layers[i], name))]
             self.l1[t], self.l2[t] = reg.l1, reg.l2
         self.optimizer_code = OPTIMIZER_CODES[spec.optimizer.name]
-        self.slot_names = kernels.SLOT_NAMES[spec.optimizer.name.removesuffix("w")]
+        self.slot_names = OPTIMIZERS[spec.optimizer.name].state
         self.hyper = np.zeros(kernels.HYPER)
         for key, at in HYPER_FIELDS.items():
             self.hyper[at] = float(self.group.get(key) or 0.0)
@@ -203,20 +204,13 @@ class CompiledNet:
     def _pieces(self, flat: np.ndarray) -> list[np.ndarray]:
         return [flat[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)]
 
-    def _state(self, p: nn.Parameter) -> dict[str, torch.Tensor]:
-        """The optimiser's state of `p`, created as the torch optimiser would on its first step."""
-        state = self.optimizer.state[p]
-        if not state:
-            state.update(self.optimizer._init_state(p, self.group))
-        return state
-
     def load(self) -> None:
         """Copy the weights, the optimiser's state and its counters into the buffers."""
         for i, (p, piece) in enumerate(zip(self.params, self._pieces(self.flat), strict=True)):
             piece[:] = self._flat(p.detach(), i)
         slots = zip(self.params, *(self._pieces(s) for s in self.slots), strict=True)
         for i, (p, *pieces) in enumerate(slots):
-            state = self._state(p)
+            state = self.optimizer.state_of(p)
             for name, piece in zip(self.slot_names, pieces, strict=False):
                 if name in state:
                     piece[:] = self._flat(state[name], i)

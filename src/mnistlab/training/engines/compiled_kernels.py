@@ -43,17 +43,9 @@ ACTIVATION_CODES = {
 # losses, all from the logits
 CROSS_ENTROPY, MSE, MAE = 0, 1, 2
 
-# optimisers; each uses rows of `slots` as named in SLOT_NAMES (torch state names)
+# optimisers; each uses rows of `slots` in the order of its `OPTIMIZERS[name].state`
 SGD, ADAM, NADAM, RMSPROP, ADAGRAD, ADADELTA = 0, 1, 2, 3, 4, 5
 SLOTS = 3
-SLOT_NAMES: dict[str, tuple[str, ...]] = {
-    "sgd": ("momentum",),
-    "adam": ("momentum", "velocity", "velocity_hat"),
-    "nadam": ("momentum", "velocity"),
-    "rmsprop": ("velocity", "momentum", "average_gradient"),
-    "adagrad": ("accumulator",),
-    "adadelta": ("accumulated_grad", "accumulated_delta_var"),
-}
 
 # `hyper`: the optimiser's hyperparameters (float64), by index
 MOMENTUM, NESTEROV, BETA_1, BETA_2, EPSILON, RHO = 0, 1, 2, 3, 4, 5

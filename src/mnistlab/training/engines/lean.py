@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from mnistlab.models.layers import Activation, Dense, Dropout
 from mnistlab.models.mlp import MLPNet
 from mnistlab.models.spec import ActivationSpec
-from mnistlab.training.optimizers import SGD, sgd_update
+from mnistlab.training.optimizers import KerasOptimizer, sgd_update
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import (
     DIVERGENCE_CHECK_STEPS,
@@ -130,7 +130,7 @@ class _Layer:
 class _LeanNet:
     """An `MLPNet` and its Keras optimiser as one no-autograd training step."""
 
-    def __init__(self, model: MLPNet, optimizer: torch.optim.Optimizer, batch: int) -> None:
+    def __init__(self, model: MLPNet, optimizer: KerasOptimizer, batch: int) -> None:
         self.input_dropout: Dropout | None = None
         self.layers: list[_Layer] = []
         for layer in model.layers:
@@ -149,18 +149,16 @@ class _LeanNet:
                 else:
                     self.input_dropout = layer
         self.optimizer = optimizer
-        self.groups = optimizer.param_groups  # make_optimizer builds one group
+        self.groups = optimizer.param_groups  # KerasOptimizer builds one group
         group = self.groups[0]
         # plain SGD without clipping updates right here, on the fewest kernels; any other
         # Keras optimiser reads the gradients from .grad in its own `step`
-        self.sgd = isinstance(optimizer, SGD) and not any(optimizer.clip.values())
+        self.sgd = optimizer.rule.name == "sgd" and not any(optimizer.clip.values())
         self.updates: list[tuple[Tensor, Tensor, Tensor | None]] = []
         if self.sgd:
             self.momentum, self.nesterov = group["momentum"], group["nesterov"]
             for p in group["params"]:
-                state = optimizer.state[p]
-                if not state:
-                    state.update(optimizer._init_state(p, group))
+                state = optimizer.state_of(p)
                 self.updates.append((p.detach(), p.grad, state.get("momentum")))
         # (weight, its gradient, regulariser) in MLPNet.penalty's order
         self.penalties = [
