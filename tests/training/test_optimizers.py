@@ -492,6 +492,6 @@ def test_every_row_builds_exactly_the_slots_it_names_with_every_switch_on(name):
 
 def test_the_table_names_each_optimizer_once_under_its_spec_name():
     assert OPTIMIZER_NAMES == ("sgd", "adam", "adamw", "nadam", "rmsprop", "adagrad", "adadelta")
-    assert OPTIMIZERS["rmsprop"].hyperparameters == ("rho", "momentum", "epsilon")
+    assert OPTIMIZERS["rmsprop"].hyperparameters == ("epsilon", "rho", "momentum")
     assert OPTIMIZERS["rmsprop"].switches == ("centered", "legacy")
     assert OPTIMIZERS["nadam"].settings(NadamSpec())["u_product"] == 1.0

@@ -1,10 +1,15 @@
-"""The training loop: in-memory tensors, seeded reshuffles, Keras's History, clean divergence."""
+"""The training loop: in-memory tensors, seeded reshuffles, Keras's History, clean divergence.
+
+`run_epochs` is the one epoch loop; `fit` runs it for one model, `stacked.fit_stack` for a
+stack of M, each through an `EpochEngine`.
+"""
 
 from __future__ import annotations
 
 import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -14,11 +19,11 @@ from torch import Tensor
 from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.training.batches import Augmenter, BatchStream, image_shape
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
-from mnistlab.training.engines import Engine, choose_engine
+from mnistlab.training.engines import Engine, EngineChoice, choose_engine
 from mnistlab.training.history import History
 from mnistlab.training.losses import batch_loss, correct_count, softmax_output
 from mnistlab.training.optimizers import KerasOptimizer
-from mnistlab.training.schedules import make_schedule
+from mnistlab.training.schedules import Schedule, make_schedule
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import (
     RunSeeds,
@@ -101,33 +106,126 @@ def fit(
     events = Events([*callbacks_from_spec(spec.early_stopping, spec.checkpoint), *callbacks])
     choice = choose_engine(engine, model, spec, train, events.callbacks)
     run.history.engine = choice.describe()
-    events.on_run_begin(run)
-    try:
-        for epoch in range(spec.epochs):
-            run.epoch = epoch
-            events.on_epoch_begin(run, epoch)
-            started = time.perf_counter()
-            logs, bad_batch = choice.train_epoch(run, schedule, train, events)
-            if validate is not None:
-                logs.update({f"val_{k}": v for k, v in validate().items()})
-            for name, split in (evaluate_on or {}).items():
-                logs.update(eval_logs(name, evaluate(model, split, spec)))
-            logs["learning_rate"] = run.optimizer.param_groups[0]["lr"]
-            logs["time"] = time.perf_counter() - started
-            run.history.append(epoch, logs)
-            if bad_batch is not None:
-                run.history.status = "diverged"
-                run.history.diverged_at = (epoch, bad_batch)
-                run.stop = True
-            schedule.on_epoch_end(epoch, logs)
-            events.on_epoch_end(run, epoch, logs)
-            if run.stop:
-                break
-        if run.history.status == "running":
-            run.history.status = "done"
-    finally:
-        events.on_run_end(run)
+    member = Member(run, events, schedule)
+    run_epochs([member], _OneRun(member, choice, train, validate), evaluate_on or {})
     return run.history
+
+
+@dataclass
+class Member:
+    """One run inside the loop: its state, its listeners, its schedule; ended once it stops."""
+
+    run: RunState
+    events: Events
+    schedule: Schedule
+    ended: bool = False
+
+
+class EpochEngine(Protocol):
+    """What the loop needs of M >= 1 members trained together (a run alone, or a stack)."""
+
+    def train_epoch(self, live: Sequence[int]) -> Mapping[int, tuple[dict[str, float], int | None]]:
+        """Train one epoch of the members `live`: per member its logs and first bad batch."""
+        ...
+
+    def validate(self) -> list[dict[str, float]] | None:
+        """Every member's validation metrics after the epoch, or None without validation."""
+        ...
+
+    def evaluate(self, split: Split) -> list[dict[str, float]]:
+        """Every member's loss and accuracy on `split`, in inference mode."""
+        ...
+
+    def learning_rate(self, m: int) -> float:
+        """Member m's rate of its last step, as Keras logs it."""
+        ...
+
+
+def run_epochs(
+    members: Sequence[Member], engine: EpochEngine, evaluate_on: Mapping[str, Split]
+) -> None:
+    """The one epoch loop, for a run alone or a stack: events, History, schedules, divergence.
+
+    Each member goes on until its own epochs are done, it diverges or a callback stops it;
+    then it ends (`on_run_end`) while the others go on.
+    """
+    for member in members:
+        member.events.on_run_begin(member.run)
+    try:
+        for epoch in range(max(member.run.spec.epochs for member in members)):
+            live = [m for m, member in enumerate(members) if not member.ended]
+            if not live:
+                break
+            for m in live:
+                members[m].run.epoch = epoch
+                members[m].events.on_epoch_begin(members[m].run, epoch)
+            started = time.perf_counter()
+            results = engine.train_epoch(live)
+            validated = engine.validate()
+            extra = {name: engine.evaluate(split) for name, split in evaluate_on.items()}
+            for m in live:
+                logs, bad_batch = results[m]
+                if validated is not None:
+                    logs.update({f"val_{k}": v for k, v in validated[m].items()})
+                for name, per_member in extra.items():
+                    logs.update(eval_logs(name, per_member[m]))
+                logs["learning_rate"] = engine.learning_rate(m)
+                logs["time"] = time.perf_counter() - started
+                _end_epoch(members[m], epoch, logs, bad_batch)
+        for member in members:
+            if not member.ended:
+                _end_run(member)
+    finally:
+        for member in members:
+            if not member.ended:
+                member.events.on_run_end(member.run)
+
+
+def _end_epoch(member: Member, epoch: int, logs: dict[str, float], bad_batch: int | None) -> None:
+    """Keras's end of an epoch for one member: History, divergence, schedule, callbacks."""
+    run = member.run
+    run.history.append(epoch, logs)
+    if bad_batch is not None:
+        run.history.status = "diverged"
+        run.history.diverged_at = (epoch, bad_batch)
+        run.stop = True
+    member.schedule.on_epoch_end(epoch, logs)
+    member.events.on_epoch_end(run, epoch, logs)
+    if run.stop or epoch + 1 == run.spec.epochs:
+        _end_run(member)
+
+
+def _end_run(member: Member) -> None:
+    if member.run.history.status == "running":
+        member.run.history.status = "done"
+    member.ended = True  # frozen from now on
+    member.events.on_run_end(member.run)
+
+
+class _OneRun:
+    """`EpochEngine` for one run: the chosen engine's epoch, `evaluate` and the validation."""
+
+    def __init__(
+        self,
+        member: Member,
+        choice: EngineChoice,
+        train: Split,
+        validate: Callable[[], dict[str, float]] | None,
+    ) -> None:
+        self.member, self.choice, self.train, self.validate_run = member, choice, train, validate
+
+    def train_epoch(self, live: Sequence[int]) -> dict[int, tuple[dict[str, float], int | None]]:
+        member = self.member
+        return {0: self.choice.train_epoch(member.run, member.schedule, self.train, member.events)}
+
+    def validate(self) -> list[dict[str, float]] | None:
+        return None if self.validate_run is None else [self.validate_run()]
+
+    def evaluate(self, split: Split) -> list[dict[str, float]]:
+        return [evaluate(self.member.run.model, split, self.member.run.spec)]
+
+    def learning_rate(self, m: int) -> float:
+        return self.member.run.optimizer.param_groups[0]["lr"]
 
 
 def eval_logs(name: str, metrics: Mapping[str, float]) -> dict[str, float]:

@@ -80,79 +80,71 @@ class SGDSpec(_BaseOptimizerSpec):
     nesterov: bool = False
 
 
-class AdamSpec(_BaseOptimizerSpec):
+class _AdaptiveSpec(_BaseOptimizerSpec):
+    """Fields of the per-weight adaptive rules: Keras's rate 0.001 and ε 1e-7."""
+
+    learning_rate: PositiveFloat = 0.001
+    epsilon: PositiveFloat = 1e-7
+
+
+def _legacy(rule: str) -> Any:
+    """The `legacy` switch: tf.keras <= 2.10's rule, `rule`, instead of Keras 3's."""
+    return Field(default=False, description=f"tf.keras <= 2.10: {rule}")
+
+
+class _MomentsSpec(_AdaptiveSpec):
+    """Fields of the Adam family: two moving moments."""
+
+    beta_1: Decay = 0.9
+    beta_2: Decay = 0.999
+
+
+class AdamSpec(_MomentsSpec):
     """Keras Adam (ε 1e-7 added to sqrt(v), not to sqrt(v̂) as in torch)."""
 
     name: Literal["adam"] = "adam"
-    learning_rate: PositiveFloat = 0.001
-    beta_1: Decay = 0.9
-    beta_2: Decay = 0.999
-    epsilon: PositiveFloat = 1e-7
     amsgrad: bool = False
 
 
-class AdamWSpec(_BaseOptimizerSpec):
+class AdamWSpec(AdamSpec):
     """Keras 3 AdamW: Adam after a decoupled decay `w −= w·weight_decay·lr`."""
 
-    name: Literal["adamw"] = "adamw"
-    learning_rate: PositiveFloat = 0.001
+    name: Literal["adamw"] = "adamw"  # type: ignore[assignment]
     weight_decay: NonNegativeFloat = Field(
         default=0.004, description="per step, multiplied by the current learning rate"
     )
-    beta_1: Decay = 0.9
-    beta_2: Decay = 0.999
-    epsilon: PositiveFloat = 1e-7
-    amsgrad: bool = False
 
 
-class NadamSpec(_BaseOptimizerSpec):
+class NadamSpec(_MomentsSpec):
     """Keras Nadam: Adam with Nesterov momentum and Dozat's momentum schedule."""
 
     name: Literal["nadam"] = "nadam"
-    learning_rate: PositiveFloat = 0.001
-    beta_1: Decay = 0.9
-    beta_2: Decay = 0.999
-    epsilon: PositiveFloat = 1e-7
-    legacy: bool = Field(
-        default=False,
-        description="tf.keras <= 2.10 / Keras 2.2.4 schedule: 0.96^(0.004·t), not 0.96^t",
-    )
+    legacy: bool = _legacy("Keras 2.2.4's schedule 0.96^(0.004·t), not 0.96^t")
 
 
-class RMSpropSpec(_BaseOptimizerSpec):
+class RMSpropSpec(_AdaptiveSpec):
     """Keras RMSprop: ε inside the square root; the momentum buffer holds lr·g/sqrt(...)."""
 
     name: Literal["rmsprop"] = "rmsprop"
-    learning_rate: PositiveFloat = 0.001
     rho: Decay = 0.9
     momentum: Decay = 0.0
-    epsilon: PositiveFloat = 1e-7
     centered: bool = False
-    legacy: bool = Field(
-        default=False,
-        description="tf.keras <= 2.10: without momentum, ε outside the root: g/(sqrt(ms)+ε)",
-    )
+    legacy: bool = _legacy("without momentum, ε outside the root: g/(sqrt(ms)+ε)")
 
 
-class AdagradSpec(_BaseOptimizerSpec):
+class AdagradSpec(_AdaptiveSpec):
     """Keras Adagrad: the accumulator starts at 0.1."""
 
     name: Literal["adagrad"] = "adagrad"
-    learning_rate: PositiveFloat = 0.001
     initial_accumulator_value: NonNegativeFloat = 0.1
-    epsilon: PositiveFloat = 1e-7
-    legacy: bool = Field(
-        default=False, description="tf.keras <= 2.10: lr·g/(sqrt(acc)+ε), not lr·g/sqrt(acc+ε)"
-    )
+    legacy: bool = _legacy("lr·g/(sqrt(acc)+ε), not lr·g/sqrt(acc+ε)")
 
 
-class AdadeltaSpec(_BaseOptimizerSpec):
+class AdadeltaSpec(_AdaptiveSpec):
     """Keras Adadelta: Zeiler's rule, its step scaled by the learning rate."""
 
     name: Literal["adadelta"] = "adadelta"
-    learning_rate: PositiveFloat = 0.001
     rho: Decay = 0.95
-    epsilon: PositiveFloat = 1e-7
 
 
 def _named(value: Any) -> Any:
@@ -240,7 +232,7 @@ def adam_update(
     step : t, the number of this update (1 for the first).
     lr, beta_1, beta_2, epsilon : float, or Tensor broadcasting to w.
     """
-    if _fused_adam(w, g, m, v, v_max, step, lr, beta_1, beta_2, epsilon):
+    if _fused_adam((w, g, m, v), v_max, step, lr, (beta_1, beta_2, epsilon)):
         return
     alpha = lr * (1 - beta_2**step) ** 0.5 / (1 - beta_1**step)
     # lerp computes m + (1 − β)(g − m), Keras's exact form, without temporaries
@@ -257,16 +249,11 @@ def adam_update(
 
 
 def _fused_adam(
-    w: torch.Tensor,
-    g: torch.Tensor,
-    m: torch.Tensor,
-    v: torch.Tensor,
-    v_max: torch.Tensor | None,
+    tensors: tuple[Tensor, Tensor, Tensor, Tensor],
+    v_max: Tensor | None,
     step: int,
     lr: Scalar,
-    beta_1: Scalar,
-    beta_2: Scalar,
-    epsilon: Scalar,
+    betas: tuple[Scalar, Scalar, Scalar],
 ) -> bool:
     """Keras's Adam step through torch's one-pass fused kernel, when it can express it.
 
@@ -277,10 +264,16 @@ def _fused_adam(
     learning rate per call, so per-member rates of a stack, (M, 1) against (M, P)
     weights, go row by row; per-member betas or ε fall back to the tensor-op rule.
 
+    Parameters
+    ----------
+    tensors : (w, g, m, v) as `adam_update` takes them; betas : (β1, β2, ε).
+
     Returns
     -------
     True when the update was done here; False leaves it to the caller.
     """
+    w, g, m, v = tensors
+    beta_1, beta_2, epsilon = betas
     if any(isinstance(h, torch.Tensor) for h in (beta_1, beta_2, epsilon)):
         return False
     if w.dtype not in FUSED_DTYPES or w.device.type not in FUSED_DEVICES:
@@ -544,6 +537,11 @@ class OptimizerRule:
         return {**{f: getattr(spec, f) for f in names}, **self.counters}
 
 
+def _pick(settings: Settings, *names: str) -> dict[str, Any]:
+    """The named settings, as keyword arguments of an update rule."""
+    return {name: settings[name] for name in names}
+
+
 def _sgd_state(w: Tensor, h: Settings) -> dict[str, Tensor]:
     return {"momentum": torch.zeros_like(w)} if _nonzero(h["momentum"]) else {}
 
@@ -560,7 +558,7 @@ def _adam_state(w: Tensor, h: Settings) -> dict[str, Tensor]:
 
 
 def _adam_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
-    betas = {k: h[k] for k in ("beta_1", "beta_2", "epsilon")}
+    betas = _pick(h, "beta_1", "beta_2", "epsilon")
     adam_update(
         w, g, s["momentum"], s["velocity"], s.get("velocity_hat"), step=step, lr=lr, **betas
     )
@@ -582,19 +580,8 @@ def _nadam_begin(h: dict[str, Any], step: int) -> None:
 
 
 def _nadam_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
-    nadam_update(
-        w,
-        g,
-        s["momentum"],
-        s["velocity"],
-        step=step,
-        u_product=h["u_product"],
-        lr=lr,
-        beta_1=h["beta_1"],
-        beta_2=h["beta_2"],
-        epsilon=h["epsilon"],
-        legacy=h["legacy"],
-    )
+    settings = _pick(h, "u_product", "beta_1", "beta_2", "epsilon", "legacy")
+    nadam_update(w, g, s["momentum"], s["velocity"], step=step, lr=lr, **settings)
 
 
 def _rmsprop_state(w: Tensor, h: Settings) -> dict[str, Tensor]:
@@ -607,18 +594,8 @@ def _rmsprop_state(w: Tensor, h: Settings) -> dict[str, Tensor]:
 
 
 def _rmsprop_step(w: Tensor, g: Tensor, s: Mapping, h: Settings, step: int, lr: Scalar) -> None:
-    rmsprop_update(
-        w,
-        g,
-        s["velocity"],
-        s.get("average_gradient"),
-        s.get("momentum"),
-        lr=lr,
-        rho=h["rho"],
-        momentum=h["momentum"],
-        epsilon=h["epsilon"],
-        legacy=h["legacy"],
-    )
+    slots = s["velocity"], s.get("average_gradient"), s.get("momentum")
+    rmsprop_update(w, g, *slots, lr=lr, **_pick(h, "rho", "momentum", "epsilon", "legacy"))
 
 
 def _adagrad_state(w: Tensor, h: Settings) -> dict[str, Tensor]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     Field,
@@ -21,6 +21,11 @@ from mnistlab.training.schedules import ScheduleSpec
 
 LossName = Literal["categorical_crossentropy", "sparse_categorical_crossentropy", "mse", "mae"]
 MonitorMode = Literal["auto", "min", "max"]
+
+
+def _optional(description: str) -> Any:
+    """A field that is off (None) unless the spec sets it."""
+    return Field(default=None, description=description)
 
 
 class EarlyStoppingSpec(Spec):
@@ -64,21 +69,17 @@ class TrainSpec(Spec):
     shuffle: bool = True
     early_stopping: EarlyStoppingSpec | None = None
     checkpoint: CheckpointSpec | None = None
-    divergence_threshold: PositiveFloat | None = Field(
-        default=None,
-        description="opt-in: a finite batch loss above this also counts as divergence",
+    divergence_threshold: PositiveFloat | None = _optional(
+        "opt-in: a finite batch loss above this also counts as divergence"
     )
-    augment: AugmentSpec | None = Field(
-        default=None,
-        description="ImageDataGenerator-style random transforms of every training batch",
+    augment: AugmentSpec | None = _optional(
+        "ImageDataGenerator-style random transforms of every training batch"
     )
-    steps_per_epoch: PositiveInt | None = Field(
-        default=None,
-        description="batches per epoch, as fit_generator's; None = one pass over the data",
+    steps_per_epoch: PositiveInt | None = _optional(
+        "batches per epoch, as fit_generator's; None = one pass over the data"
     )
-    validation_steps: PositiveInt | None = Field(
-        default=None,
-        description="augmented validation batches per epoch (augment.validation); None = one pass",
+    validation_steps: PositiveInt | None = _optional(
+        "augmented validation batches per epoch (augment.validation); None = one pass"
     )
     evaluate_each_epoch: tuple[EvalSplit, ...] | None = Field(
         default=None,

@@ -15,9 +15,7 @@ switches, gradient clipping, loss, batch size, shuffling; schedules constant or 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +34,7 @@ from mnistlab.runtime import configure_threads, default_threads, make_generator
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
 from mnistlab.training.engines.lean import lean_supported
 from mnistlab.training.history import History
-from mnistlab.training.loop import EVAL_BATCH_SIZE, eval_logs
+from mnistlab.training.loop import EVAL_BATCH_SIZE, Member, run_epochs
 from mnistlab.training.losses import KERAS_2_2_4_EPSILON
 from mnistlab.training.optimizers import CLIPPING, OPTIMIZERS, OptimizerSpec
 from mnistlab.training.schedules import ConstantSpec, ExponentialSpec, Schedule, make_schedule
@@ -356,17 +354,6 @@ class _MemberView:
         self.stack.load_member_state_dict(self.m, state)
 
 
-@dataclass
-class _Member:
-    """One run of the stack: what `fit` keeps for it, plus when it ended."""
-
-    run: RunState
-    events: Events
-    threshold: float  # divergence bound; inf when only NaN/inf counts
-    steps: int = 0
-    ended: bool = False
-
-
 def fit_stack(
     nets: Sequence[MLPNet],
     train: Split,
@@ -419,7 +406,7 @@ def fit_stack(
     optimizer = StackedOptimizer([s.optimizer for s in specs], stack.weights, stack.slot_sizes)
     rates = StackedRates(specs, device)
     members = [
-        _Member(
+        Member(
             run=RunState(
                 model=_MemberView(stack, m),  # type: ignore[arg-type]
                 optimizer=optimizer,  # type: ignore[arg-type]
@@ -434,128 +421,113 @@ def fit_stack(
                     *(callbacks[m] if callbacks else ()),
                 ]
             ),
-            threshold=spec.divergence_threshold or math.inf,
+            schedule=rates.schedules[m],
         )
         for m, (spec, seed, r) in enumerate(zip(specs, seeds, run_seeds, strict=True))
     ]
-    for member in members:
-        member.events.on_run_begin(member.run)
-    try:
-        for epoch in range(max(spec.epochs for spec in specs)):
-            if all(member.ended for member in members):
-                break
-            _run_epoch(stack, optimizer, rates, members, epoch, train, val, evaluate_on or {})
-    finally:
-        for member in members:
-            if not member.ended:
-                member.events.on_run_end(member.run)
+    engine = _StackEngine(stack, optimizer, rates, members, train, val)
+    run_epochs(members, engine, evaluate_on or {})
     for m, net in enumerate(nets):
         net.load_state_dict(stack.member_state_dict(m))
         net.set_generator(stack.generators[m])
     return [member.run.history for member in members]
 
 
-def _run_epoch(
-    stack: StackedMLP,
-    optimizer: StackedOptimizer,
-    rates: StackedRates,
-    members: list[_Member],
-    epoch: int,
-    train: Split,
-    val: Split | None,
-    evaluate_on: Mapping[str, Split],
-) -> None:
-    """One epoch for the members still running, then `fit`'s end-of-epoch bookkeeping."""
-    live = [m for m, member in enumerate(members) if not member.ended]
-    for m in live:
-        members[m].run.epoch = epoch
-        members[m].events.on_epoch_begin(members[m].run, epoch)
-    started = time.perf_counter()
-    results = _train_epoch(stack, optimizer, rates, members, train)
-    spec = members[live[0]].run.spec
-    val_logs = evaluate_stack(stack, val, spec) if val is not None else None
-    extra = {name: evaluate_stack(stack, split, spec) for name, split in evaluate_on.items()}
-    for m in live:
-        member, (logs, bad_batch) = members[m], results[m]
-        run = member.run
-        if val_logs is not None:
-            logs.update({f"val_{k}": v for k, v in val_logs[m].items()})
-        for name, per_member in extra.items():
-            logs.update(eval_logs(name, per_member[m]))
-        logs["learning_rate"] = rates.schedules[m].learning_rate(member.steps - 1)
-        logs["time"] = time.perf_counter() - started
-        run.history.append(epoch, logs)
-        if bad_batch is not None:
-            run.history.status = "diverged"
-            run.history.diverged_at = (epoch, bad_batch)
-            run.stop = True
-        rates.schedules[m].on_epoch_end(epoch, logs)
-        member.events.on_epoch_end(run, epoch, logs)
-        if run.stop or epoch + 1 == run.spec.epochs:
-            if run.history.status == "running":
-                run.history.status = "done"
-            member.ended = True  # frozen from now on
-            member.events.on_run_end(run)
+class _StackEngine:
+    """`EpochEngine` for a stack: every live member's step at once, frozen ones undone."""
 
+    def __init__(
+        self,
+        stack: StackedMLP,
+        optimizer: StackedOptimizer,
+        rates: StackedRates,
+        members: list[Member],
+        train: Split,
+        val: Split | None,
+    ) -> None:
+        self.stack, self.optimizer, self.rates = stack, optimizer, rates
+        self.members, self.train, self.val = members, train, val
+        self.spec = members[0].run.spec  # the fields evaluation reads are shared
+        device = train.x.device
+        bounds = [[member.run.spec.divergence_threshold or math.inf] for member in members]
+        self.thresholds = torch.tensor(bounds, device=device)  # (M, 1)
 
-def _train_epoch(
-    stack: StackedMLP,
-    optimizer: StackedOptimizer,
-    rates: StackedRates,
-    members: list[_Member],
-    train: Split,
-) -> dict[int, tuple[dict[str, float], int | None]]:
-    """One pass over `train` for every live member: its epoch logs and first bad batch."""
-    spec = next(member.run.spec for member in members if not member.ended)
-    x, y, device = train.x, train.y, train.x.device
-    n, batch = len(x), spec.batch_size
-    steps = math.ceil(n / batch)
-    order, groups = (
-        member_orders([None if mb.ended else mb.run.shuffle_generator for mb in members], n, device)
-        if spec.shuffle
-        else (None, None)
-    )  # order None: in order; (N,) shared; (G, N) with groups; (M, N) per member
-    frozen = {m for m, member in enumerate(members) if member.ended}
-    still = _index(frozen, device)  # (F,) members whose updates are undone
-    bad: dict[int, int] = {}  # member -> first bad batch
-    done = {m: steps for m in range(stack.members) if m not in frozen}
-    thresholds = torch.tensor([[mb.threshold] for mb in members], device=device)  # (M, 1)
-    losses = torch.zeros(stack.members, steps, device=device)  # (M, steps)
-    correct = torch.zeros(stack.members, steps, dtype=torch.int64, device=device)  # (M, steps)
-    softmax = stack.spec.output == "softmax"
-    stack.train()
-    checked = 0
-    for i in range(steps):
-        span = slice(i * batch, (i + 1) * batch)
-        rows = span if order is None else order[..., span]  # (B,) shared, (G, B) or (M, B)
-        xb = x[rows]  # (B, D) shared, (G, B, D) per distinct order, or (M, B, D) per member
-        yb = y[rows] if groups is None else y[rows[groups.batch_of]]  # (B,) or (M, B)
-        saved = stack.save_members(still) if still is not None else None  # (F, ...)
-        logits = stack(xb, groups)  # (M, B, C)
-        loss = member_losses(logits, yb, spec, softmax) + stack.penalty()  # (M,)
-        stack.zero_grad(set_to_none=True)
-        loss.sum().backward()  # members share no weights: the sum gives each its own gradient
-        optimizer.step(rates.at(optimizer.iterations))
-        if saved is not None:
-            stack.load_members(still, saved)  # ended members stay as they were
-        losses[:, i] = loss.detach()  # (M,)
-        if spec.is_classification:
-            correct[:, i] = member_correct(logits.detach(), yb)  # (M,)
-        if i + 1 - checked == DIVERGENCE_CHECK_STEPS or i + 1 == steps:
-            found = first_bad_per_member(losses[:, checked : i + 1], thresholds)  # one sync
-            for m in found.keys() - frozen:  # diverged now: frozen from the next step, as fit stops
-                bad[m], done[m] = checked + found[m], i + 1
-                frozen.add(m)
-                still = _index(frozen, device)
-            checked = i + 1
-            if len(frozen) == stack.members:  # `fit` returns at the check that finds it
-                break
-    results = {}
-    for m, count in done.items():
-        members[m].steps += count
-        logs = epoch_logs(losses[m], correct[m, :count].sum(), count, batch, n, spec)
-        results[m] = (logs, bad.get(m))
-    return results
+    def validate(self) -> list[dict[str, float]] | None:
+        return None if self.val is None else self.evaluate(self.val)
+
+    def evaluate(self, split: Split) -> list[dict[str, float]]:
+        return evaluate_stack(self.stack, split, self.spec)
+
+    def learning_rate(self, m: int) -> float:
+        return self.rates.schedules[m].learning_rate(self.members[m].run.step - 1)
+
+    def train_epoch(self, live: Sequence[int]) -> dict[int, tuple[dict[str, float], int | None]]:
+        """One pass over `train` for the members `live`: each one's logs and first bad batch."""
+        stack, optimizer, rates, members, spec = (
+            self.stack,
+            self.optimizer,
+            self.rates,
+            self.members,
+            self.spec,
+        )
+        x, y, device = self.train.x, self.train.y, self.train.x.device
+        n, batch = len(x), spec.batch_size
+        steps = math.ceil(n / batch)
+        running = set(live)
+        order, groups = (
+            member_orders(
+                [
+                    mb.run.shuffle_generator if m in running else None
+                    for m, mb in enumerate(members)
+                ],
+                n,
+                device,
+            )
+            if spec.shuffle
+            else (None, None)
+        )  # order None: in order; (N,) shared; (G, N) with groups; (M, N) per member
+        frozen = set(range(stack.members)) - running
+        still = _index(frozen, device)  # (F,) members whose updates are undone
+        bad: dict[int, int] = {}  # member -> first bad batch
+        done = dict.fromkeys(live, steps)
+        losses = torch.zeros(stack.members, steps, device=device)  # (M, steps)
+        correct = torch.zeros(stack.members, steps, dtype=torch.int64, device=device)  # (M, steps)
+        softmax = stack.spec.output == "softmax"
+        stack.train()
+        checked = 0
+        for i in range(steps):
+            span = slice(i * batch, (i + 1) * batch)
+            rows = span if order is None else order[..., span]  # (B,) shared, (G, B) or (M, B)
+            xb = x[rows]  # (B, D) shared, (G, B, D) per distinct order, or (M, B, D) per member
+            yb = y[rows] if groups is None else y[rows[groups.batch_of]]  # (B,) or (M, B)
+            saved = stack.save_members(still) if still is not None else None  # (F, ...)
+            logits = stack(xb, groups)  # (M, B, C)
+            loss = member_losses(logits, yb, spec, softmax) + stack.penalty()  # (M,)
+            stack.zero_grad(set_to_none=True)
+            loss.sum().backward()  # members share no weights: the sum gives each its own gradient
+            optimizer.step(rates.at(optimizer.iterations))
+            if saved is not None:
+                stack.load_members(still, saved)  # ended members stay as they were
+            losses[:, i] = loss.detach()  # (M,)
+            if spec.is_classification:
+                correct[:, i] = member_correct(logits.detach(), yb)  # (M,)
+            if i + 1 - checked == DIVERGENCE_CHECK_STEPS or i + 1 == steps:
+                found = first_bad_per_member(
+                    losses[:, checked : i + 1], self.thresholds
+                )  # one sync
+                for m in found.keys() - frozen:  # diverged: frozen from the next step, as fit stops
+                    bad[m], done[m] = checked + found[m], i + 1
+                    frozen.add(m)
+                    still = _index(frozen, device)
+                checked = i + 1
+                if len(frozen) == stack.members:  # `fit` returns at the check that finds it
+                    break
+        results = {}
+        for m, count in done.items():
+            members[m].run.step += count
+            logs = epoch_logs(losses[m], correct[m, :count].sum(), count, batch, n, spec)
+            results[m] = (logs, bad.get(m))
+        return results
 
 
 def member_orders(
