@@ -263,16 +263,7 @@ class CompiledNet:
         probe : (the run's steps before the chunk, sampling period): gradient norms of every
             step whose count is a multiple of the period (0: none) are added to out[2].
         """
-        x, labels, targets = data
-        losses, correct, norm_sums = out
-        done, bad = kernels.train_steps(
-            x,
-            labels,
-            targets,
-            rows,
-            starts,
-            lrs,
-            draws,
+        network = (
             self.widths,
             self.transposed,
             self.activations,
@@ -280,6 +271,8 @@ class CompiledNet:
             self.keep,
             self.l1,
             self.l2,
+        )
+        optimizer = (
             self.flat,
             self.grads,
             self.slots,
@@ -288,16 +281,10 @@ class CompiledNet:
             self.clip,
             self.counters,
             self.scalars,
-            self.loss_kind,
-            self.threshold,
-            position[0],
-            position[1],
-            DIVERGENCE_CHECK_STEPS,
-            probe[0],
-            probe[1],
-            losses,
-            correct,
-            norm_sums,
+        )
+        run = (self.loss_kind, self.threshold, *position, DIVERGENCE_CHECK_STEPS, *probe)
+        done, bad = kernels.train_steps(
+            data, (rows, starts, lrs, draws), network, optimizer, run, out
         )
         return ChunkResult(int(done), None if bad < 0 else int(bad))
 

@@ -68,10 +68,16 @@ U_PRODUCT = 0
 @njit(cache=True, fastmath=FASTMATH)
 def _forward_natural(h, nb, w, b, z):
     """z[:nb] = h[:nb] @ w + b for w of shape (in, out), rows in pairs (one read of w)."""
-    n_in, n_out = w.shape
     for r in range(nb):
-        for j in range(n_out):
+        for j in range(w.shape[1]):
             z[r, j] = b[j]
+    _add_product(h, nb, w, z)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _add_product(h, nb, w, z):
+    """z[:nb] += h[:nb] @ w, rows of h in pairs so that each row of w is read once a pair."""
+    n_in, n_out = w.shape
     for r in range(0, nb - 1, 2):
         for k in range(n_in):
             u, v = h[r, k], h[r + 1, k]
@@ -89,30 +95,43 @@ def _forward_natural(h, nb, w, b, z):
 @njit(cache=True, fastmath=FASTMATH)
 def _backward_natural(h, delta, nb, w, gw, gb, previous, need_previous):
     """gw = h[:nb]ᵀ·δ (in, out), gb = Σ δ; previous[:nb] = δ·wᵀ when `need_previous`."""
-    n_in, n_out = w.shape
-    for j in range(n_out):
-        gb[j] = delta[0, j]
-    for r in range(1, nb):
-        for j in range(n_out):
-            gb[j] += delta[r, j]
-    for k in range(n_in):
-        start = 0
-        if nb % 2:  # an odd row first, then pairs: one pass over gw per pair
-            u = h[0, k]
-            for j in range(n_out):
-                gw[k, j] = u * delta[0, j]
-            start = 1
-        else:
-            u, v = h[0, k], h[1, k]
-            for j in range(n_out):
-                gw[k, j] = u * delta[0, j] + v * delta[1, j]
-            start = 2
-        for r in range(start, nb - 1, 2):
-            u, v = h[r, k], h[r + 1, k]
-            for j in range(n_out):
-                gw[k, j] += u * delta[r, j] + v * delta[r + 1, j]
+    _column_sums(delta, nb, gb)
+    _outer_sum(h, delta, nb, gw)
     if need_previous:
         _row_dots(delta, nb, w, previous)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _column_sums(delta, nb, out):
+    """out[j] = Σ_{r < nb} δ[r, j], rows in order."""
+    for j in range(delta.shape[1]):
+        out[j] = delta[0, j]
+    for r in range(1, nb):
+        for j in range(delta.shape[1]):
+            out[j] += delta[r, j]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _outer_sum(a, b, nb, out):
+    """out[i, j] = Σ_{r < nb} a[r, i]·b[r, j]: an odd row first, then rows in pairs, so each
+    pass over `out` adds two rows."""
+    rows_a, cols = out.shape
+    for i in range(rows_a):
+        start = 0
+        if nb % 2:
+            u = a[0, i]
+            for j in range(cols):
+                out[i, j] = u * b[0, j]
+            start = 1
+        else:
+            u, v = a[0, i], a[1, i]
+            for j in range(cols):
+                out[i, j] = u * b[0, j] + v * b[1, j]
+            start = 2
+        for r in range(start, nb - 1, 2):
+            u, v = a[r, i], a[r + 1, i]
+            for j in range(cols):
+                out[i, j] += u * b[r, j] + v * b[r + 1, j]
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -166,42 +185,13 @@ def _forward_transposed(h, nb, w, b, z):
 @njit(cache=True, fastmath=FASTMATH)
 def _backward_transposed(h, delta, nb, w, gw, gb, previous, need_previous):
     """gw = δᵀ·h[:nb] (out, in), gb = Σ δ; previous[:nb] = δ·w when `need_previous`."""
-    n_out, n_in = w.shape
-    for j in range(n_out):
-        gb[j] = delta[0, j]
-        for r in range(1, nb):
-            gb[j] += delta[r, j]
-        start = 0
-        if nb % 2:  # an odd row first, then pairs: one pass over gw per pair
-            d = delta[0, j]
-            for k in range(n_in):
-                gw[j, k] = d * h[0, k]
-            start = 1
-        else:
-            d, e = delta[0, j], delta[1, j]
-            for k in range(n_in):
-                gw[j, k] = d * h[0, k] + e * h[1, k]
-            start = 2
-        for r in range(start, nb - 1, 2):
-            d, e = delta[r, j], delta[r + 1, j]
-            for k in range(n_in):
-                gw[j, k] += d * h[r, k] + e * h[r + 1, k]
+    _column_sums(delta, nb, gb)
+    _outer_sum(delta, h, nb, gw)
     if need_previous:
         for r in range(nb):
-            for k in range(n_in):
+            for k in range(w.shape[1]):
                 previous[r, k] = ZERO
-        for r in range(0, nb - 1, 2):
-            for j in range(n_out):
-                d, e = delta[r, j], delta[r + 1, j]
-                for k in range(n_in):
-                    previous[r, k] += d * w[j, k]
-                    previous[r + 1, k] += e * w[j, k]
-        if nb % 2:
-            r = nb - 1
-            for j in range(n_out):
-                d = delta[r, j]
-                for k in range(n_in):
-                    previous[r, k] += d * w[j, k]
+        _add_product(delta, nb, w, previous)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -539,41 +529,14 @@ def nadam_momentum(step, beta_1, legacy):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def train_steps(
-    x,
-    labels,
-    targets,
-    rows,
-    starts,
-    lrs,
-    draws,
-    widths,
-    transposed,
-    activations,
-    activation_parameters,
-    keep,
-    l1,
-    l2,
-    params,
-    grads,
-    slots,
-    optimizer,
-    hyper,
-    clip,
-    counters,
-    scalars,
-    loss_kind,
-    threshold,
-    first_step,
-    epoch_steps,
-    check_every,
-    first_iteration,
-    probe_every,
-    losses,
-    correct,
-    norm_sums,
-):
+def train_steps(data, batches, network, optimizer_state, run, out):
     """Train len(starts) − 1 steps in place; returns (steps done, first bad step or −1).
+
+    The arguments are tuples: data (x, labels, targets); batches (rows, starts, lrs,
+    draws); network (widths, transposed, activations, activation_parameters, keep, l1,
+    l2); optimizer_state (params, grads, slots, optimizer, hyper, clip, counters, scalars);
+    run (loss_kind, threshold, first_step, epoch_steps, check_every, first_iteration,
+    probe_every); out (losses, correct, norm_sums).
 
     Parameters
     ----------
@@ -597,6 +560,12 @@ def train_steps(
         norm_sums (float64 (2L,)), as a callback sampling every n steps would see it.
     losses : float32 (steps,), correct : int64 (steps,): written per step.
     """
+    x, labels, targets = data
+    rows, starts, lrs, draws = batches
+    widths, transposed, activations, activation_parameters, keep, l1, l2 = network
+    params, grads, slots, optimizer, hyper, clip, counters, scalars = optimizer_state
+    loss_kind, threshold, first_step, epoch_steps, check_every, first_iteration, probe_every = run
+    losses, correct, norm_sums = out
     layers = len(widths) - 1
     tensors = 2 * layers
     bounds = np.zeros(tensors + 1, dtype=np.int64)
