@@ -12,7 +12,7 @@ from mnistlab.analysis.activations import (
     thumbnail_positions,
     tsne_embedding,
 )
-from mnistlab.analysis.registry import NotApplicable
+from mnistlab.analysis.contract import NotApplicable
 from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.runtime import make_generator
 

@@ -3,7 +3,8 @@
 Every analysis a study file may name is registered here, with typed options (a `Spec`
 subclass of `Options`), a one-sentence caption and a compute function::
 
-    from mnistlab.analysis.registry import Options, Result, analysis
+    from mnistlab.analysis.contract import Options, Result
+    from mnistlab.analysis.registry import analysis
 
     class MapOptions(Options):
         layer: PositiveInt = 1
@@ -36,12 +37,9 @@ from mnistlab.analysis import (  # noqa: F401  (each module registers its analys
     weights,
 )
 from mnistlab.analysis.context import Predictions, StudyRuns, finished_runs
+from mnistlab.analysis.contract import NotApplicable, Options, Result, SimpleTable
 from mnistlab.analysis.registry import (
     AnalysisDef,
-    NotApplicable,
-    Options,
-    Result,
-    SimpleTable,
     analysis,
     captures_for,
     get_analysis,

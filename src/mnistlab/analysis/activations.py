@@ -11,7 +11,8 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from torch import Tensor, nn
 
 from mnistlab.analysis.context import StudyRuns, batched
-from mnistlab.analysis.registry import NotApplicable, Options, Result, SimpleTable, analysis
+from mnistlab.analysis.contract import NotApplicable, Options, Result, SimpleTable
+from mnistlab.analysis.registry import analysis
 from mnistlab.models.layers import Activation, BatchNorm, Dense
 from mnistlab.studies.records import RunRecord
 

@@ -11,7 +11,8 @@ import torch
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from mnistlab.analysis.context import StudyRuns, batched
-from mnistlab.analysis.registry import NotApplicable, Options, Result, SimpleTable, analysis
+from mnistlab.analysis.contract import NotApplicable, Options, Result, SimpleTable
+from mnistlab.analysis.registry import analysis
 from mnistlab.data.regression import regression_splits
 from mnistlab.studies.records import RunRecord
 

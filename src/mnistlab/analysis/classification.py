@@ -7,7 +7,8 @@ from pydantic import Field, PositiveInt
 from sklearn.metrics import precision_recall_fscore_support, roc_auc_score, roc_curve
 
 from mnistlab.analysis.context import Predictions, StudyRuns
-from mnistlab.analysis.registry import Options, Result, SimpleTable, analysis
+from mnistlab.analysis.contract import Options, Result, SimpleTable
+from mnistlab.analysis.registry import analysis
 
 
 def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
-from mnistlab.analysis.registry import NotApplicable, Options
+from mnistlab.analysis.contract import NotApplicable, Options
 from mnistlab.data import Data, Dataset, Split
 from mnistlab.data.cache import DataCache
 from mnistlab.models.build import build_model

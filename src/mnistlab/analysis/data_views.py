@@ -7,7 +7,8 @@ from pydantic import Field, PositiveInt
 from sklearn.decomposition import PCA
 
 from mnistlab.analysis.context import StudyRuns
-from mnistlab.analysis.registry import NotApplicable, Options, Result, SimpleTable, analysis
+from mnistlab.analysis.contract import NotApplicable, Options, Result, SimpleTable
+from mnistlab.analysis.registry import analysis
 from mnistlab.studies.records import RunRecord
 
 HISTOGRAM_BINS = 50

@@ -9,7 +9,8 @@ import torch
 from pydantic import Field, NonNegativeInt
 
 from mnistlab.analysis.context import StudyRuns
-from mnistlab.analysis.registry import NotApplicable, Options, Result, SimpleTable, analysis
+from mnistlab.analysis.contract import NotApplicable, Options, Result, SimpleTable
+from mnistlab.analysis.registry import analysis
 from mnistlab.models.cnn import CNNNet
 from mnistlab.models.summary import layer_rows
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from mnistlab.analysis.context import StudyRuns, finished_runs
-from mnistlab.analysis.registry import NotApplicable, Options, Result, get_analysis, parse_options
+from mnistlab.analysis.contract import NotApplicable, Options, Result
+from mnistlab.analysis.registry import get_analysis, parse_options
 from mnistlab.data.cache import DataCache
 from mnistlab.runtime import select_device
 from mnistlab.studies.results_folder import existing_store

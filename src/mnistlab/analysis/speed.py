@@ -6,7 +6,8 @@ import numpy as np
 from pydantic import Field
 
 from mnistlab.analysis.context import StudyRuns
-from mnistlab.analysis.registry import NotApplicable, Options, Result, SimpleTable, analysis
+from mnistlab.analysis.contract import NotApplicable, Options, Result, SimpleTable
+from mnistlab.analysis.registry import analysis
 from mnistlab.analysis.weights import dense_names
 
 SIGMOID_SLOPE_BOUND = 0.25  # max of σ'(z)

@@ -8,7 +8,8 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from mnistlab.analysis.context import StudyRuns
-from mnistlab.analysis.registry import NotApplicable, Options, Result, SimpleTable, analysis
+from mnistlab.analysis.contract import NotApplicable, Options, Result, SimpleTable
+from mnistlab.analysis.registry import analysis
 from mnistlab.models.cnn import CNNNet
 from mnistlab.models.mlp import MLPNet
 from mnistlab.models.summary import layer_rows

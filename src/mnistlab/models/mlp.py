@@ -52,15 +52,15 @@ class MLPNet(KerasOutputs):
         self.outputs = outputs
         self.generator = generator
         self.layers = nn.ModuleList(_keras_layers(spec, input_dim, outputs))
-        # (index in layers, parameter name, regulariser), in layer order
-        self._regularized: list[tuple[int, str, RegularizerSpec]] = []
+        # (index in layers, parameter name, regulariser), in layer order; the engines read it
+        self.regularized: list[tuple[int, str, RegularizerSpec]] = []
         regularizers = [(h.kernel_regularizer, h.bias_regularizer) for h in spec.hidden_layers()]
         regularizers.append((spec.output_kernel_regularizer, spec.output_bias_regularizer))
         dense_indices = [i for i, layer in enumerate(self.layers) if isinstance(layer, Dense)]
         for index, (kernel_reg, bias_reg) in zip(dense_indices, regularizers, strict=True):
             for name, reg in (("kernel", kernel_reg), ("bias", bias_reg)):
                 if reg is not None and reg.active:
-                    self._regularized.append((index, name, reg))
+                    self.regularized.append((index, name, reg))
         self.set_generator(generator)
 
     @property
@@ -92,7 +92,7 @@ class MLPNet(KerasOutputs):
         regulariser is set.
         """
         total: Tensor | None = None
-        for index, name, reg in self._regularized:
+        for index, name, reg in self.regularized:
             weight = getattr(self.layers[index], name)
             if reg.l1 > 0:
                 term = reg.l1 * weight.abs().sum()

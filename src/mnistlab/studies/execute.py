@@ -40,6 +40,14 @@ EpochListener = Callable[[RunSpec, int, int, dict[str, float]], None]
 
 
 @dataclass(frozen=True)
+class RunEvents:
+    """What an executor reports while it works: a run starting (with who runs it), epochs."""
+
+    on_start: Callable[[RunSpec, str], None]
+    on_epoch: EpochListener | None = None
+
+
+@dataclass(frozen=True)
 class RunTask:
     """What an executor runs: one run, a continue-mode chain run in order, or a stack.
 

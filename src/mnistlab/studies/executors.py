@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -30,7 +30,7 @@ from mnistlab.data.cache import DataCache
 from mnistlab.errors import MnistlabError, SpecError
 from mnistlab.runtime import select_device
 from mnistlab.studies.execute import (
-    EpochListener,
+    RunEvents,
     RunTask,
     execute,
     one_thread_run,
@@ -53,14 +53,6 @@ class Executor(Protocol):
     """Runs tasks and yields each run's result as it becomes available (any order)."""
 
     def submit(self, tasks: Sequence[RunTask]) -> Iterator[RunResult]: ...
-
-
-@dataclass(frozen=True)
-class RunEvents:
-    """What an executor reports while it works: a run starting (with who runs it), epochs."""
-
-    on_start: Callable[[RunSpec, str], None]
-    on_epoch: EpochListener | None = None
 
 
 def make_executor(

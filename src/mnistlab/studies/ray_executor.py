@@ -31,8 +31,7 @@ from ray.exceptions import (
 import mnistlab
 from mnistlab.data.cache import DataCache
 from mnistlab.errors import MnistlabError
-from mnistlab.studies.execute import RunTask, execute
-from mnistlab.studies.executors import RunEvents
+from mnistlab.studies.execute import RunEvents, RunTask, execute
 from mnistlab.studies.options import ClusterOptions
 from mnistlab.studies.records import RunResult
 from mnistlab.studies.status import RunStatus

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from mnistlab.data.cache import DataCache
 from mnistlab.errors import MnistlabError
-from mnistlab.studies.execute import RunTask, file_digest
-from mnistlab.studies.executors import RunEvents, check_executor, make_executor
+from mnistlab.studies.execute import RunEvents, RunTask, file_digest
+from mnistlab.studies.executors import check_executor, make_executor
 from mnistlab.studies.expand import expand, refit_runs
 from mnistlab.studies.options import RunOptions
 from mnistlab.studies.records import RunRecord, RunResult, RunSpec

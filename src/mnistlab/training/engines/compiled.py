@@ -158,7 +158,7 @@ class CompiledNet:
         tensors = len(self.params)
         self.l1, self.l2 = np.zeros(tensors), np.zeros(tensors)
         index = {id(p): i for i, p in enumerate(self.params)}
-        for i, name, reg in model._regularized:
+        for i, name, reg in model.regularized:
             t = index[id(getattr(model.layers[i], name))]
             self.l1[t], self.l2[t] = reg.l1, reg.l2
         self.optimizer_code = OPTIMIZER_CODES[spec.optimizer.name]

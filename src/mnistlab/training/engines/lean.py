@@ -163,7 +163,7 @@ class _LeanNet:
         # (weight, its gradient, regulariser) in MLPNet.penalty's order
         self.penalties = [
             (getattr(model.layers[i], name).detach(), getattr(model.layers[i], name).grad, reg)
-            for i, name, reg in model._regularized
+            for i, name, reg in model.regularized
         ]
         self.minus_one = torch.full((batch, 1), -1.0, device=self.layers[0].kernel.device)
 
