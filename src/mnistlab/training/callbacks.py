@@ -15,6 +15,8 @@ from torch import Tensor
 from mnistlab.training.spec import CheckpointSpec, EarlyStoppingSpec, MonitorMode
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from mnistlab.training.state import RunState
 
 
@@ -226,6 +228,14 @@ class GradientNorms(Callback):
                 norm = param.grad.detach().norm()
                 self._sums[name] = self._sums.get(name, 0) + norm
         self._count += 1
+
+    def add_gradient_norms(self, sums: np.ndarray, steps: int) -> None:
+        """The compiled engine's epoch: per-parameter norm sums over `steps` sampled steps."""
+        self._sums = dict(zip(self._names, (float(total) for total in sums), strict=True))
+        self._count += steps
+
+    def on_run_begin(self, run: RunState) -> None:
+        self._names = [name for name, _ in run.model.named_parameters()]
 
     def on_epoch_end(self, run: RunState, epoch: int, logs: dict[str, float]) -> None:
         if self._count == 0:

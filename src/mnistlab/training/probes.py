@@ -85,6 +85,18 @@ class LearningSpeed(Callback):
                 self._sums[i] += p.grad.detach().norm().double().cpu()
         self._count += 1
 
+    def add_gradient_norms(self, sums: np.ndarray, steps: int) -> None:
+        """The compiled engine's epoch: per-tensor norm sums over `steps` sampled steps.
+
+        `sums` follows the model's parameter order, which for the dense nets that engine
+        trains is `_dense_params`' order.
+        """
+        if len(sums) != len(self._sums):
+            raise ValueError(f"{len(sums)} gradient-norm sums for {len(self._sums)} tensors")
+        for i, total in enumerate(sums):
+            self._sums[i] += float(total)
+        self._count += steps
+
     def on_epoch_end(self, run: RunState, epoch: int, logs: dict[str, float]) -> None:
         after = self._snapshot(run)
         count = max(self._count, 1)

@@ -8,7 +8,7 @@ import torch
 from mnistlab.data import Split
 from mnistlab.models import MLPSpec, build_mlp
 from mnistlab.runtime import make_generator
-from mnistlab.training.callbacks import GradientNorms
+from mnistlab.training.callbacks import Callback, GradientNorms
 from mnistlab.training.engines import COMPILED_MAX_MACS, choose_engine
 from mnistlab.training.loop import fit
 from mnistlab.training.spec import TrainSpec
@@ -42,9 +42,20 @@ def test_auto_keeps_the_lean_step_where_the_gemm_is_large():
 
 
 def test_auto_falls_back_to_lean_for_callbacks_the_kernels_cannot_serve():
-    choice = choose_engine("auto", _net(), _spec(), _split(), [GradientNorms(every_n_steps=2)])
+    choice = choose_engine("auto", _net(), _spec(), _split(), [_EveryStep()])
     assert choice.name == "lean"
-    assert choice.reason == "not compiled: callback GradientNorms runs every 2 steps"
+    assert choice.reason == "not compiled: callback _EveryStep runs every 2 steps"
+
+
+def test_auto_trains_gradient_norm_probes_compiled():
+    choice = choose_engine("auto", _net(), _spec(), _split(), [GradientNorms(every_n_steps=2)])
+    assert choice.name == "compiled"
+
+
+class _EveryStep(Callback):
+    """A callback that must see the model every other step."""
+
+    every_n_steps = 2
 
 
 def test_auto_falls_back_to_autograd_for_batch_norm():
