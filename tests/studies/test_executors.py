@@ -9,13 +9,12 @@ import pytest
 
 from mnistlab.data.cache import DataCache
 from mnistlab.errors import MnistlabError
-from mnistlab.studies.execute import RunTask, training_steps
+from mnistlab.studies.execute import RunEvents, RunTask, least_seconds, training_steps
 from mnistlab.studies.executors import (
-    MIN_POOL_STEPS,
     RAY_MISSING,
+    WORKER_START_SECONDS,
     InProcessExecutor,
     LocalPoolExecutor,
-    RunEvents,
     auto_jobs,
     make_executor,
 )
@@ -37,25 +36,41 @@ def _tasks(extra: str) -> list[RunTask]:
     return [RunTask((run,), Path("results")) for run in expand(spec, DATA.fingerprint)]
 
 
-def _steps(tasks: list[RunTask]) -> int:
-    return sum(training_steps(t.runs[0], DATA) for t in tasks)
+def _least(tasks: list[RunTask]) -> float:
+    return sum(least_seconds(t.runs[0], DATA) for t in tasks)
+
+
+def test_least_seconds_counts_steps_at_the_compiled_engines_cost():
+    (task,) = _tasks("")
+    steps = training_steps(task.runs[0], DATA)
+    rows = DATA.training_rows(task.runs[0].config.data)
+    assert steps == 2 * -(-rows // 64) == 46  # two epochs of batches of 64
+    macs = 64 * 8 + 8 * 10
+    assert least_seconds(task.runs[0], DATA) == pytest.approx(
+        steps * 2e-6 + steps * 64 * 6 * macs / 50e9
+    )
 
 
 def test_auto_jobs_pools_small_dense_runs_only_when_there_is_enough_work():
     cores = len(os.sched_getaffinity(0))
-    long_small = _tasks("grid: {training.epochs: [40], training.batch_size: [1]}\nrepetitions: 2\n")
-    assert _steps(long_small) >= MIN_POOL_STEPS
+    long_small = _tasks(
+        "grid: {training.epochs: [4000], training.batch_size: [1]}\nrepetitions: 2\n"
+    )
+    assert _least(long_small) / 2 > WORKER_START_SECONDS
     assert auto_jobs(long_small, DATA, "cpu") == (min(cores, 2) if cores > 1 else 1)
     stacked = [replace(long_small[0], runs=tuple(t.runs[0] for t in long_small), stacked=True)]
     assert auto_jobs(stacked * 2, DATA, "cpu") == 1  # stacks keep every core
-    short_small = _tasks("repetitions: 2\n")  # 2 epochs of batch 64: not worth two workers
-    assert _steps(short_small) < MIN_POOL_STEPS
+    # 120,000 steps of batch 1, ~0.3 s at the compiled engine's speed: not worth two workers
+    short_small = _tasks(
+        "grid: {training.epochs: [40], training.batch_size: [1]}\nrepetitions: 2\n"
+    )
+    assert _least(short_small) < WORKER_START_SECONDS
     assert auto_jobs(short_small, DATA, "cpu") == 1
     wide = _tasks(
         "grid: {model.hidden: [[2048, 2048]], training.epochs: [40], training.batch_size: [1]}\n"
         "repetitions: 2\n"
     )
-    assert _steps(wide) >= MIN_POOL_STEPS
+    assert _least(wide) / 2 > WORKER_START_SECONDS
     assert auto_jobs(wide, DATA, "cpu") == 1  # a 2048x2048 GEMM per step wants every core
 
 

@@ -35,6 +35,13 @@ from mnistlab.training.state import RunSeeds
 
 CLASSIC_KINDS = frozenset({"sklearn", "numpy"})  # fitted outside the torch loop
 
+STEP_OVERHEAD_SECONDS = 2e-6
+"""The compiled engine's time a step beyond its arithmetic (784-15-10 at batch 2: 4 µs a
+step, about 1 µs of it arithmetic; docs/performance.md)."""
+ONE_THREAD_FLOPS = 50e9
+"""What one thread of the compiled kernels sustains on a step's products (784-512-10 at
+batch 2: 48 µs a sample, 2.4 MFLOP; docs/performance.md)."""
+
 EpochListener = Callable[[RunSpec, int, int, dict[str, float]], None]
 """Called after each epoch with (run, epoch, epochs, logs): the progress display's feed."""
 
@@ -97,6 +104,22 @@ def training_steps(run: RunSpec, cache: DataCache) -> int:
         return training.epochs * training.steps_per_epoch
     rows = cache.training_rows(run.config.data)
     return training.epochs * math.ceil(rows / training.batch_size)
+
+
+def least_seconds(run: RunSpec, cache: DataCache) -> float | None:
+    """A lower bound on the run's training time on one thread, None when it is no dense MLP.
+
+    Its steps at the compiled engine's cost (the fastest engine there is for such runs):
+    `STEP_OVERHEAD_SECONDS` a step plus 6 flops per multiply-add and sample (forward 2,
+    backward 4) at `ONE_THREAD_FLOPS`.
+    """
+    net = _sample_mlp(run, cache)
+    if net is None:
+        return None
+    macs = sum(p.numel() for name, p in net.named_parameters() if name.endswith("kernel"))
+    steps = training_steps(run, cache)
+    samples = steps * run.config.training.batch_size
+    return steps * STEP_OVERHEAD_SECONDS + samples * 6 * macs / ONE_THREAD_FLOPS
 
 
 def execute(

@@ -33,8 +33,8 @@ from mnistlab.studies.execute import (
     RunEvents,
     RunTask,
     execute,
+    least_seconds,
     one_thread_run,
-    training_steps,
 )
 from mnistlab.studies.options import ExecutorKind, RunOptions
 from mnistlab.studies.records import RunResult, RunSpec
@@ -42,9 +42,11 @@ from mnistlab.studies.records import RunResult, RunSpec
 if TYPE_CHECKING:
     from mnistlab.studies.ray_executor import RayExecutor
 
-MIN_POOL_STEPS = 50_000
-"""Training steps a study needs before `auto_jobs` starts worker processes: each worker
-takes ~2 s to start (a fresh interpreter importing torch); small steps take ~0.1 ms."""
+WORKER_START_SECONDS = 5.0
+"""What starting the worker processes costs (fresh interpreters importing torch, loading the
+compiled kernels and the dataset, side by side): `auto_jobs` pools only work that saves
+more. Measured with (b) as a 4-run study of 24 run-epochs: 4.7 s in this process, 7.4 s in
+two workers."""
 
 RAY_MISSING = "--executor ray needs Ray: pip install -e '.[ray]'"
 
@@ -97,7 +99,9 @@ def _ray_executor() -> type[RayExecutor]:
 
 def auto_jobs(tasks: Sequence[RunTask], data: DataCache, device: str) -> int:
     """Tasks at once when the user did not say: one per core when every task is one run of a
-    small dense model that trains best on one thread (`runtime.default_threads`), else one.
+    small dense model that trains best on one thread (`runtime.default_threads`) and the
+    study's least training time (`least_seconds`: every run at the compiled engine's speed)
+    saves more than `WORKER_START_SECONDS` spread over the cores; else one.
 
     Two 1-thread workers finish such runs faster than one 2-thread process
     (docs/performance.md); stacks and chains keep every core; on a GPU, one process keeps
@@ -109,11 +113,13 @@ def auto_jobs(tasks: Sequence[RunTask], data: DataCache, device: str) -> int:
     if any(task.stacked or len(task.runs) > 1 for task in tasks):
         return 1
     runs = [task.runs[0] for task in tasks]
-    if sum(training_steps(run, data) for run in runs) < MIN_POOL_STEPS:
-        return 1  # starting the workers would cost more than they save
-    if all(one_thread_run(run, data) for run in runs):
-        return min(cores, len(runs))
-    return 1
+    if not all(one_thread_run(run, data) for run in runs):
+        return 1
+    workers = min(cores, len(runs))
+    least = sum(least_seconds(run, data) or 0.0 for run in runs)
+    if least * (1 - 1 / workers) <= WORKER_START_SECONDS:
+        return 1  # even at the compiled engine's speed the workers would cost more than they save
+    return workers
 
 
 class InProcessExecutor:
