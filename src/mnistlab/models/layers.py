@@ -137,6 +137,15 @@ class BatchNorm(nn.Module):
 # --- Dropout ---
 
 
+def dropout_mask(like: Tensor, rate: float, generator: torch.Generator | None) -> Tensor:
+    """Keras's inverted-dropout mask shaped like `like`: 1/keep where a uniform draw from
+    `generator` is below keep = 1 − rate, else 0. Every engine and the stack draw it here,
+    so one run's masks are the same draws on each."""
+    keep = 1.0 - rate
+    draws = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+    return (draws < keep).to(like.dtype).mul_(1.0 / keep)
+
+
 class Dropout(nn.Module):
     """Inverted dropout in training mode only, masks drawn from an explicit generator.
 
@@ -170,9 +179,7 @@ class Dropout(nn.Module):
         """
         if not self.training or self.rate == 0.0:
             return x
-        keep = 1.0 - self.rate
-        draws = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
-        return x * (draws < keep).to(x.dtype).mul_(1.0 / keep)
+        return x * dropout_mask(x, self.rate, self.generator)
 
     def extra_repr(self) -> str:
         return f"rate={self.rate}"

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from mnistlab.errors import SpecError
-from mnistlab.models.layers import BatchNorm, Dense, activation_function
+from mnistlab.models.layers import BatchNorm, Dense, activation_function, dropout_mask
 from mnistlab.models.mlp import MLPNet
 from mnistlab.models.spec import MLPSpec, ModelSpec
 
@@ -327,15 +327,13 @@ class StackedMLP(nn.Module):
         """Each member's inverted-dropout mask from its own generator; x (B, U) or (M, B, U)."""
         if not self.training:
             return x
-        shape = x.shape[-2:]
+        like = x[0] if x.dim() == 3 else x  # (B, U): one member's activations
         masks = []
         for rate, generator in zip(rates, self.generators, strict=True):
             if rate == 0.0:  # its MLPNet has no Dropout here: draw nothing
-                masks.append(torch.ones(shape, device=x.device, dtype=x.dtype))
+                masks.append(torch.ones_like(like))
                 continue
-            keep = 1.0 - rate
-            draws = torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype)
-            masks.append((draws < keep).to(x.dtype).mul_(1.0 / keep))
+            masks.append(dropout_mask(like, rate, generator))
         return x * torch.stack(masks)  # (M, B, U)
 
     def output_activation(self, logits: Tensor) -> Tensor:

@@ -19,6 +19,13 @@ Rows = slice | Tensor
 """One batch's rows: a slice (no shuffling) or an index tensor."""
 
 
+def pass_order(n: int, generator: torch.Generator) -> Tensor:
+    """The row order of one shuffled pass over `n` examples: one `randperm` from the run's
+    shuffle generator. Every engine and the stack draw it here, so a run's batches are the
+    same on each (Keras reshuffles once per epoch too)."""
+    return torch.randperm(n, generator=generator)
+
+
 class BatchStream:
     """The row selections of each epoch for `n` examples in batches of `batch`.
 
@@ -48,7 +55,7 @@ class BatchStream:
         steps = math.ceil(self.n / self.batch)
         if not self.shuffle:
             return [slice(i * self.batch, (i + 1) * self.batch) for i in range(steps)]
-        order = torch.randperm(self.n, generator=self.generator).to(self.device)
+        order = pass_order(self.n, self.generator).to(self.device)
         return [order[i * self.batch : (i + 1) * self.batch] for i in range(steps)]
 
     def epoch(self) -> list[Rows]:

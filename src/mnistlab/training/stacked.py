@@ -31,6 +31,7 @@ from mnistlab.models.stacked import (
     stack_models,
 )
 from mnistlab.runtime import configure_threads, default_threads, make_generator
+from mnistlab.training.batches import pass_order
 from mnistlab.training.callbacks import Callback, Events, callbacks_from_spec
 from mnistlab.training.engines.lean import lean_supported
 from mnistlab.training.history import History
@@ -552,7 +553,7 @@ def member_orders(
     and the `BatchGroups` when 1 < G < M distinct orders were drawn; (M, N) and None when
     every member drew its own.
     """
-    perms = [None if g is None else torch.randperm(n, generator=g) for g in generators]
+    perms = [None if g is None else pass_order(n, g) for g in generators]
     distinct: list[Tensor] = []
     batch_of = []
     for perm in perms:  # compared on the CPU: no device sync

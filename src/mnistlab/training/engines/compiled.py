@@ -23,6 +23,7 @@ from torch import nn
 
 from mnistlab.models.layers import Activation, Dense, Dropout
 from mnistlab.models.mlp import MLPNet
+from mnistlab.training.batches import pass_order
 from mnistlab.training.engines import compiled_kernels as kernels
 from mnistlab.training.engines.lean import dense_mlp_unsupported
 from mnistlab.training.optimizers import OPTIMIZERS, KerasOptimizer
@@ -325,7 +326,7 @@ def epoch_rows(run: RunState, n: int) -> tuple[np.ndarray, np.ndarray]:
         rows = np.concatenate(flat).astype(np.int64)
     else:
         if stream.shuffle:
-            rows = torch.randperm(n, generator=stream.generator).numpy()
+            rows = pass_order(n, stream.generator).numpy()
         else:
             rows = np.arange(n, dtype=np.int64)
         sizes = np.full(math.ceil(n / stream.batch), stream.batch)

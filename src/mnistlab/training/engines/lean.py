@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mnistlab.models.layers import Activation, Dense, Dropout
+from mnistlab.models.layers import Activation, Dense, Dropout, dropout_mask
 from mnistlab.models.mlp import MLPNet
 from mnistlab.models.spec import ActivationSpec
+from mnistlab.training.batches import pass_order
 from mnistlab.training.optimizers import KerasOptimizer, sgd_update
 from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import (
@@ -238,10 +239,8 @@ class _LeanNet:
 
 
 def _mask(dropout: Dropout, x: Tensor) -> Tensor:
-    """`Dropout.forward`'s mask: the same draw from the same generator, scaled by 1/keep."""
-    keep = 1.0 - dropout.rate
-    draws = torch.rand(x.shape, generator=dropout.generator, device=x.device, dtype=x.dtype)
-    return (draws < keep).to(x.dtype).mul_(1.0 / keep)
+    """`Dropout.forward`'s mask: the same draw from the same generator."""
+    return dropout_mask(x, dropout.rate, dropout.generator)
 
 
 def _forward(spec: ActivationSpec, z: Tensor) -> Tensor:
@@ -299,9 +298,7 @@ def train_epoch_lean(
     x, y = train.x, train.y
     n, batch = len(x), spec.batch_size
     steps = math.ceil(n / batch)
-    order = (
-        torch.randperm(n, generator=run.shuffle_generator).to(x.device) if spec.shuffle else None
-    )
+    order = pass_order(n, run.shuffle_generator).to(x.device) if spec.shuffle else None
     losses = torch.empty(steps, device=x.device)
     predicted = torch.empty(n, dtype=torch.int64, device=x.device).split(batch)
     model.train()
