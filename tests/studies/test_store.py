@@ -120,6 +120,21 @@ def test_a_version_1_store_gains_the_engine_column_and_keeps_its_runs(tmp_path):
         assert store.run("r0000").engine == "compiled (requested)"
 
 
+def test_a_version_1_store_reads_migrated_in_memory_and_stays_version_1(tmp_path):
+    path = tmp_path / "mnistlab.db"
+    open_study(path, n=2).close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE runs DROP COLUMN engine")
+    conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    before = path.read_bytes()
+    with Store.open_readonly(path) as store:
+        assert [(r.run_id, r.engine) for r in store.runs("s")] == [("r0000", None), ("r0001", None)]
+        assert sql(store, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert path.read_bytes() == before
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (1,)
+
+
 def test_a_file_that_is_not_a_store_is_refused(tmp_path):
     path = tmp_path / "mnistlab.db"
     path.write_text("epoch,loss\n" * 200)

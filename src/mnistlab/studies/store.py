@@ -228,14 +228,17 @@ class Store:
 
     @classmethod
     def open_readonly(cls, path: str | Path) -> Store:
-        """Open an existing store for reading only (SQLite `mode=ro`): no folder is made, no
-        migration runs, and a study writing to it meanwhile (WAL) is never blocked.
+        """Open an existing store for reading only (SQLite `mode=ro`): no folder is made, the
+        file is never written, and a study writing to it meanwhile (WAL) is never blocked.
+
+        A store of an older schema is read from a migrated copy in memory (a snapshot: the
+        file stays as it is until a `run` migrates it).
 
         Raises
         ------
         StoreError
-            The file is missing, is not a mnistlab results store, or its schema is not
-            `SCHEMA_VERSION`.
+            The file is missing, is not a mnistlab results store, or its schema is newer
+            than `SCHEMA_VERSION`.
         """
         name = str(path)
         if not Path(name).is_file():
@@ -251,15 +254,28 @@ class Store:
             version = store._user_version()
             if version == 0:
                 raise StoreError(f"{name}: not a mnistlab results store")
-            if version != SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{name}: results store has schema version {version}, this mnistlab reads"
-                    f" version {SCHEMA_VERSION}; open it once with this mnistlab's `run` or upgrade"
+                    f" up to {SCHEMA_VERSION}; upgrade mnistlab"
                 )
+            if version < SCHEMA_VERSION:
+                return store._migrated_copy()
         except BaseException:
             conn.close()
             raise
         return store
+
+    def _migrated_copy(self) -> Store:
+        """This (read-only) store copied into memory and migrated there; this one closes."""
+        memory = sqlite3.connect(":memory:")
+        with self._errors():
+            self._conn.backup(memory)
+        self._conn.close()
+        copy = type(self)(memory, self.path)
+        memory.row_factory = sqlite3.Row
+        copy._migrate()
+        return copy
 
     def _configure(self) -> None:
         """Pragmas every connection needs: WAL, NORMAL sync, busy timeout, foreign keys."""
