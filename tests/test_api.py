@@ -106,7 +106,7 @@ def test_a_cnn_fits_evaluates_predicts_and_summarises(capsys):
 
 def test_train_mlp_trains_evaluates_and_saves_in_one_call(tmp_path):
     from mnistlab.api import train_mlp
-    from mnistlab.studies.status import RunStatus
+    from mnistlab.status import RunStatus
 
     weights = tmp_path / "w.safetensors"
     trained = train_mlp(
@@ -120,7 +120,7 @@ def test_train_mlp_trains_evaluates_and_saves_in_one_call(tmp_path):
 
 def test_train_mlp_neither_evaluates_nor_saves_a_diverged_run(tmp_path):
     from mnistlab.api import train_mlp
-    from mnistlab.studies.status import RunStatus
+    from mnistlab.status import RunStatus
 
     weights = tmp_path / "w.safetensors"
     trained = train_mlp(

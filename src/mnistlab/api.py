@@ -28,7 +28,7 @@ from mnistlab.training.spec import TrainSpec
 from mnistlab.training.state import RunSeeds
 
 if TYPE_CHECKING:  # the studies package costs 0.3 s to import; `import mnistlab` need not pay
-    from mnistlab.studies.status import RunStatus
+    from mnistlab.status import RunStatus
 
 
 def load_dataset(
@@ -249,7 +249,7 @@ def train_mlp(
     With `verbose`, prints the Keras-style summary and a progress bar. Bad options raise a
     one-line `MnistlabError` before any training; a run that raises is returned as failed.
     """
-    from mnistlab.studies.status import RunStatus
+    from mnistlab.status import RunStatus
 
     spec = training_spec(optimizer, learning_rate, epochs=epochs, batch_size=batch_size)
     data = load_dataset(

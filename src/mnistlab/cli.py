@@ -183,7 +183,7 @@ def train(
 ) -> None:
     """Train one MLP with a progress bar and print its test accuracy (exit 1 if it diverged)."""
     from mnistlab.api import train_mlp
-    from mnistlab.studies.status import RunStatus
+    from mnistlab.status import RunStatus
 
     with _expected_errors():
         trained = train_mlp(
@@ -467,8 +467,8 @@ def _warn_long_training(spec: StudySpec) -> None:
 @app.command()
 def studies(results: Results = Path("results")) -> None:
     """List the studies in the results store."""
+    from mnistlab.status import FINISHED, RunStatus
     from mnistlab.studies import list_studies
-    from mnistlab.studies.status import FINISHED, RunStatus
 
     with _expected_errors():
         listed = list_studies(results)

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from mnistlab.errors import MnistlabError
+from mnistlab.status import WITH_RESULTS
 from mnistlab.studies.export import flat_records
 from mnistlab.studies.records import RunRecord
 from mnistlab.studies.results_folder import DB_NAME
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.stats import resolve_field
-from mnistlab.studies.status import WITH_RESULTS
 from mnistlab.studies.store import STATUSES, Store, StoreError
 from mnistlab.studies.summary import tables_of
 from mnistlab.studies.tables import Table, label_paths

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 import mnistlab
+from mnistlab.status import FINISHED, RunStatus
 from mnistlab.studies.records import RunConfig, RunResult, RunSpec
-from mnistlab.studies.status import FINISHED, RunStatus
 from mnistlab.studies.store import (
     MIGRATIONS,
     SCHEMA_VERSION,

@@ -18,11 +18,11 @@ from mnistlab.data import Data, Dataset, Split
 from mnistlab.data.cache import DataCache
 from mnistlab.models.build import build_model
 from mnistlab.runtime import make_generator
+from mnistlab.status import WITH_RESULTS
 from mnistlab.studies.formatting import format_value
 from mnistlab.studies.records import RunConfig, RunRecord
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.stats import select_best
-from mnistlab.studies.status import WITH_RESULTS
 from mnistlab.studies.store import Store
 
 

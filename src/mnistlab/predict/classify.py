@@ -16,9 +16,9 @@ from mnistlab.models.build import build_model
 from mnistlab.models.card import ModelCard, read_card
 from mnistlab.predict.images import FIELD, load_digit
 from mnistlab.runtime import make_generator
+from mnistlab.status import WITH_RESULTS
 from mnistlab.studies.records import RunConfig, RunRecord
 from mnistlab.studies.results_folder import DB_NAME, has_store, open_store
-from mnistlab.studies.status import WITH_RESULTS
 
 TOP = 3  # probabilities shown per image
 

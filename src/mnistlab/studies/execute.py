@@ -21,9 +21,9 @@ from mnistlab.data.cache import DataCache
 from mnistlab.models import build_model
 from mnistlab.models.card import ModelCard
 from mnistlab.runtime import default_threads, make_generator, run_stream, select_device
+from mnistlab.status import RunStatus
 from mnistlab.studies.records import RunResult, RunSpec
 from mnistlab.studies.results_folder import captures_path, scores_path, weights_path
-from mnistlab.studies.status import RunStatus
 from mnistlab.training.callbacks import Callback, save_weights
 from mnistlab.training.classic import as_tensors, fit_numpy, fit_sklearn
 from mnistlab.training.engines import Engine

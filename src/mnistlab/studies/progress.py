@@ -12,8 +12,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from mnistlab.status import RunStatus
 from mnistlab.studies.records import RunResult, RunSpec
-from mnistlab.studies.status import RunStatus
 
 SHOWN_METRICS = ("loss", "accuracy", "val_accuracy")
 

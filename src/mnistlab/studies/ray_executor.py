@@ -31,10 +31,10 @@ from ray.exceptions import (
 import mnistlab
 from mnistlab.data.cache import DataCache
 from mnistlab.errors import MnistlabError
+from mnistlab.status import RunStatus
 from mnistlab.studies.execute import RunEvents, RunTask, execute
 from mnistlab.studies.options import ClusterOptions
 from mnistlab.studies.records import RunResult
-from mnistlab.studies.status import RunStatus
 
 MAX_RETRIES = 2
 """Resubmissions of a task whose Ray task failed (its worker or node died): 3 tries in all."""

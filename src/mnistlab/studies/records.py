@@ -10,7 +10,7 @@ from pydantic import model_validator
 from mnistlab.data import DataSpec
 from mnistlab.models import MLPSpec, ModelSpec
 from mnistlab.spec import Spec
-from mnistlab.studies.status import RunStatus
+from mnistlab.status import RunStatus
 from mnistlab.training.spec import TrainSpec
 
 RunRole = Literal["train", "cv-fold", "cv-refit"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mnistlab.data.cache import DataCache
 from mnistlab.errors import MnistlabError
+from mnistlab.status import FINISHED, RunStatus
 from mnistlab.studies.execute import RunEvents, RunTask, file_digest
 from mnistlab.studies.executors import check_executor, make_executor
 from mnistlab.studies.expand import expand, refit_runs
@@ -18,7 +19,6 @@ from mnistlab.studies.records import RunRecord, RunResult, RunSpec
 from mnistlab.studies.results_folder import has_store, open_store, weights_path
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.stacking import plan_stacks
-from mnistlab.studies.status import FINISHED, RunStatus
 from mnistlab.studies.store import Store
 
 

@@ -18,8 +18,8 @@ from typing import Any, Literal
 import numpy as np
 
 from mnistlab.models.spec import HIDDEN_LAYER_FIELDS
+from mnistlab.status import WITH_RESULTS, RunStatus
 from mnistlab.studies.records import RunRecord
-from mnistlab.studies.status import WITH_RESULTS, RunStatus
 
 Mode = Literal["max", "min", "auto"]
 

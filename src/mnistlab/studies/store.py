@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mnistlab.errors import MnistlabError
-from mnistlab.studies.status import FINISHED, RunStatus
+from mnistlab.status import FINISHED, RunStatus
 
 if TYPE_CHECKING:  # records imports torch (1.7 s); the store needs them only to build RunRecords
     from mnistlab.studies.records import RunRecord, RunResult, RunSpec

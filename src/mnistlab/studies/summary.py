@@ -6,13 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mnistlab.status import PROBLEMS
 from mnistlab.studies.compare import compare_tables
 from mnistlab.studies.export import export_table
 from mnistlab.studies.records import RunRecord
 from mnistlab.studies.results_folder import existing_store, has_store, open_store
 from mnistlab.studies.spec import StudySpec
 from mnistlab.studies.stats import cv_summary, select_best
-from mnistlab.studies.status import PROBLEMS
 from mnistlab.studies.store import Store, StoreError, StudySummary
 from mnistlab.studies.tables import (
     Table,

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from mnistlab.status import RunStatus
 from mnistlab.studies.formatting import (
     format_number,
     format_stats,
@@ -35,7 +36,6 @@ from mnistlab.studies.stats import (
     resolve_mode,
     value_key,
 )
-from mnistlab.studies.status import RunStatus
 
 Item = TypeVar("Item")
 Cell = tuple[str, Any]

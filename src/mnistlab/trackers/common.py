@@ -11,8 +11,8 @@ from types import ModuleType
 from typing import Any
 
 from mnistlab.errors import MnistlabError
+from mnistlab.status import FINISHED
 from mnistlab.studies.records import RunRecord
-from mnistlab.studies.status import FINISHED
 
 TRUNCATED = "…"  # ends a value cut to a tracker's length limit
 

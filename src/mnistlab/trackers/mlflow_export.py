@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from mnistlab.status import RunStatus
 from mnistlab.studies.records import RunRecord
-from mnistlab.studies.status import RunStatus
 from mnistlab.trackers.common import (
     ExportSummary,
     as_float,

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mnistlab.errors import MnistlabError
-from mnistlab.studies.status import FINISHED, WITH_RESULTS
+from mnistlab.status import FINISHED, WITH_RESULTS
 from mnistlab.studies.store import STATUSES
 from mnistlab.studies.tables import Table
 from mnistlab.ui.data import NotFound, Results, finite

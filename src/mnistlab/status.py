@@ -1,4 +1,7 @@
-"""A run's status, one vocabulary for the store, the records, the tables and the CLI."""
+"""A run's status, one vocabulary for the store, the records, the tables, the API and the CLI.
+
+On the lowest floor (beside errors.py), so `api.py` and `studies/` both import it downward.
+"""
 
 from __future__ import annotations
 
