@@ -15,8 +15,6 @@ from torch import Tensor
 from mnistlab.training.spec import CheckpointSpec, EarlyStoppingSpec, MonitorMode
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from mnistlab.training.state import RunState
 
 
@@ -229,9 +227,9 @@ class GradientNorms(Callback):
                 self._sums[name] = self._sums.get(name, 0) + norm
         self._count += 1
 
-    def add_gradient_norms(self, sums: np.ndarray, steps: int) -> None:
+    def add_gradient_norms(self, sums: dict[str, float], steps: int) -> None:
         """The compiled engine's epoch: per-parameter norm sums over `steps` sampled steps."""
-        self._sums = dict(zip(self._names, (float(total) for total in sums), strict=True))
+        self._sums = {name: sums[name] for name in self._names}
         self._count += steps
 
     def on_run_begin(self, run: RunState) -> None:

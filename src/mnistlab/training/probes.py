@@ -85,16 +85,13 @@ class LearningSpeed(Callback):
                 self._sums[i] += p.grad.detach().norm().double().cpu()
         self._count += 1
 
-    def add_gradient_norms(self, sums: np.ndarray, steps: int) -> None:
-        """The compiled engine's epoch: per-tensor norm sums over `steps` sampled steps.
+    def add_gradient_norms(self, sums: dict[str, float], steps: int) -> None:
+        """The compiled engine's epoch: norm sums over `steps` sampled steps, by parameter name.
 
-        `sums` follows the model's parameter order, which for the dense nets that engine
-        trains is `_dense_params`' order.
+        Only the kernels and biases are kept (a batch-normalised net also sends gamma, beta).
         """
-        if len(sums) != len(self._sums):
-            raise ValueError(f"{len(sums)} gradient-norm sums for {len(self._sums)} tensors")
-        for i, total in enumerate(sums):
-            self._sums[i] += float(total)
+        for i, name in enumerate(self.names):
+            self._sums[i] += sums[name]
         self._count += steps
 
     def on_epoch_end(self, run: RunState, epoch: int, logs: dict[str, float]) -> None:

@@ -58,22 +58,33 @@ class _EveryStep(Callback):
     every_n_steps = 2
 
 
-def test_auto_falls_back_to_autograd_for_batch_norm():
+def test_auto_compiles_batch_normalised_nets_with_small_steps():
     choice = choose_engine("auto", _net(batch_norm="before"), _spec(), _split(), [])
+    assert choice.name == "compiled"
+
+
+def test_auto_falls_back_to_autograd_for_batch_norm_with_large_steps():
+    net, split = _net(784, hidden=(512,), batch_norm="after"), _split(n=256, d=784)
+    choice = choose_engine("auto", net, _spec(batch_size=128), split, [])
     assert choice.describe() == "autograd (not lean: batch normalisation)"
 
 
 @pytest.mark.parametrize(
-    ("engine", "message"),
+    ("engine", "fields", "message"),
     [
-        ("compiled", "engine: 'compiled' does not support batch normalisation; use 'auto'"),
-        ("lean", "engine: 'lean' does not support batch normalisation; use 'auto'"),
-        ("jit", "engine: expected one of auto, autograd, lean, compiled, got 'jit'"),
+        (
+            "compiled",
+            {"clip_probabilities": True},
+            "engine: 'compiled' does not support clip_probabilities (Keras 2.2.4 clipping);"
+            " use 'auto'",
+        ),
+        ("lean", {}, "engine: 'lean' does not support batch normalisation; use 'auto'"),
+        ("jit", {}, "engine: expected one of auto, autograd, lean, compiled, got 'jit'"),
     ],
 )
-def test_a_forced_engine_that_cannot_train_the_run_is_refused(engine, message):
+def test_a_forced_engine_that_cannot_train_the_run_is_refused(engine, fields, message):
     with pytest.raises(ValueError) as err:
-        choose_engine(engine, _net(batch_norm="before"), _spec(), _split(), [])
+        choose_engine(engine, _net(batch_norm="before"), _spec(**fields), _split(), [])
     assert str(err.value) == message
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mnistlab.models.layers import Activation, Dense, Dropout
+from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout
 from mnistlab.models.mlp import MLPNet
 from mnistlab.training.batches import pass_order
 from mnistlab.training.engines import compiled_kernels as kernels
@@ -64,13 +64,13 @@ LOSS_CODES = {"mse": kernels.MSE, "mae": kernels.MAE}
 class NormProbe(Protocol):
     """A callback that averages per-tensor gradient norms over the steps it samples.
 
-    The compiled engine sums the norms of each kernel and bias (model parameter order)
-    every `every_n_steps` steps inside the kernels and hands each epoch's sums over.
+    The compiled engine sums the norm of every parameter tensor every `every_n_steps` steps
+    inside the kernels and hands each epoch's sums over, keyed by parameter name.
     """
 
     every_n_steps: int
 
-    def add_gradient_norms(self, sums: np.ndarray, steps: int) -> None: ...
+    def add_gradient_norms(self, sums: dict[str, float], steps: int) -> None: ...
 
 
 def callbacks_unsupported(callbacks: Iterable[Callback]) -> str | None:
@@ -91,12 +91,13 @@ def callbacks_unsupported(callbacks: Iterable[Callback]) -> str | None:
 def compiled_unsupported(model: nn.Module, spec: TrainSpec, train: Split) -> str | None:
     """Why the compiled engine cannot train this run, or None when it can.
 
-    Supported: an `MLPNet` on the CPU without batch normalisation, hidden activations
-    linear, sigmoid, tanh, relu, leaky_relu or elu, any dropout, softmax or linear output,
+    Supported: an `MLPNet` on the CPU, hidden activations linear, sigmoid, tanh, relu,
+    leaky_relu or elu, batch normalisation before or after them, any dropout, softmax or
+    linear output,
     cross-entropy (int64 class ids) or MSE/MAE from the logits, L1/L2, every Keras
     optimiser and clipping option, any schedule, `steps_per_epoch`; no augmentation.
     """
-    problem = dense_mlp_unsupported(model, kernels.ACTIVATION_CODES)
+    problem = dense_mlp_unsupported(model, kernels.ACTIVATION_CODES, batch_norm=True)
     if problem is not None:
         return problem
     if spec.augment is not None:
@@ -132,12 +133,21 @@ class CompiledNet:
 
     def __init__(self, model: MLPNet, optimizer: KerasOptimizer, spec: TrainSpec) -> None:
         self.model, self.optimizer, self.spec = model, optimizer, spec
-        self.params = list(model.parameters())  # kernel, bias per Dense layer, in order
+        # kernel, bias per Dense layer and gamma, beta per BatchNorm, in layer order
+        self.params = list(model.parameters())
+        self.names = [name for name, _ in model.named_parameters()]
+        index = {id(p): i for i, p in enumerate(self.params)}
         self.group = optimizer.param_groups[0]
         dense = model.dense_layers
         self.widths = np.array([dense[0].in_features] + [d.out_features for d in dense])
         # each kernel stored with its longer side contiguous (see compiled_kernels)
         self.transposed = self.widths[:-1] >= self.widths[1:]
+        self.tensor_transposed = [False] * len(self.params)
+        self.layout = np.full((len(dense), 2), -1, dtype=np.int64)
+        for i, layer in enumerate(dense):
+            self.layout[i, 0] = index[id(layer.kernel)]
+            self.tensor_transposed[self.layout[i, 0]] = bool(self.transposed[i])
+        self.norms: list[BatchNorm] = []
         self.activations = np.zeros(len(dense) - 1, dtype=np.int64)
         self.activation_parameters = np.zeros(len(dense) - 1, dtype=np.float32)
         self.keep = np.ones(len(dense) + 1, dtype=np.float32)
@@ -145,6 +155,9 @@ class CompiledNet:
         for layer in model.layers:
             if isinstance(layer, Dense):
                 seen += 1
+            elif isinstance(layer, BatchNorm):
+                self.layout[seen - 1, 1] = index[id(layer.gamma)]
+                self.norms.append(layer)
             elif isinstance(layer, Activation):
                 activation = layer.spec
                 self.activations[seen - 1] = kernels.ACTIVATION_CODES[activation.name]
@@ -174,11 +187,15 @@ class CompiledNet:
             ("global_clipnorm", kernels.GLOBAL_CLIPNORM),
         ):
             self.clip[at] = float(spec.optimizer.model_dump().get(key) or 0.0)
+        self.norm_order = kernels.NORM_CODES[model.spec.batch_norm]
+        self.norm_momentum = float(model.spec.batch_norm_momentum)
+        self.norm_epsilon = float(model.spec.batch_norm_epsilon)
+        self.moving = np.zeros((2, int(self.widths[1:-1].sum()) if self.norms else 0), np.float32)
         self.loss_kind = LOSS_CODES.get(spec.loss, kernels.CROSS_ENTROPY)
         bound = spec.divergence_threshold
         self.threshold = np.float32(np.inf if bound is None else bound)
         sizes = [p.numel() for p in self.params]
-        self.bounds = np.concatenate([[0], np.cumsum(sizes)])
+        self.bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         total = int(self.bounds[-1])
         self.flat = np.empty(total, dtype=np.float32)
         self.grads = np.zeros(total, dtype=np.float32)
@@ -190,7 +207,7 @@ class CompiledNet:
 
     def _flat(self, t: torch.Tensor, index: int) -> np.ndarray:
         """Tensor `index` of the model (or its state) in the buffers' layout, flat."""
-        if t.ndim == 2 and self.transposed[index // 2]:
+        if self.tensor_transposed[index]:
             t = t.t()
         return t.reshape(-1).numpy()
 
@@ -198,17 +215,27 @@ class CompiledNet:
         """The inverse of `_flat`: a buffer piece shaped as the model's tensor `index`."""
         like = self.params[index]
         t = torch.from_numpy(piece)
-        if like.ndim == 2 and self.transposed[index // 2]:
+        if self.tensor_transposed[index]:
             return t.reshape(like.shape[1], like.shape[0]).t()
         return t.reshape(like.shape)
+
+    def _moving(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each BatchNorm's (moving mean, moving variance) in the `moving` buffer."""
+        ends = np.cumsum([norm.features for norm in self.norms])
+        return [
+            (self.moving[0, e - n.features : e], self.moving[1, e - n.features : e])
+            for n, e in zip(self.norms, ends, strict=True)
+        ]
 
     def _pieces(self, flat: np.ndarray) -> list[np.ndarray]:
         return [flat[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)]
 
     def load(self) -> None:
-        """Copy the weights, the optimiser's state and its counters into the buffers."""
+        """Copy the weights, moving statistics, optimiser state and counters into the buffers."""
         for i, (p, piece) in enumerate(zip(self.params, self._pieces(self.flat), strict=True)):
             piece[:] = self._flat(p.detach(), i)
+        for norm, (mean, variance) in zip(self.norms, self._moving(), strict=True):
+            mean[:], variance[:] = norm.moving_mean.numpy(), norm.moving_variance.numpy()
         slots = zip(self.params, *(self._pieces(s) for s in self.slots), strict=True)
         for i, (p, *pieces) in enumerate(slots):
             state = self.optimizer.state_of(p)
@@ -229,6 +256,9 @@ class CompiledNet:
                 if p.grad is None:
                     p.grad = torch.empty_like(p)
                 p.grad.copy_(self._unflat(grad, i))
+            for norm, (mean, variance) in zip(self.norms, self._moving(), strict=True):
+                norm.moving_mean.copy_(torch.from_numpy(mean))
+                norm.moving_variance.copy_(torch.from_numpy(variance))
             slots = zip(self.params, *(self._pieces(s) for s in self.slots), strict=True)
             for i, (p, *pieces) in enumerate(slots):
                 state = self.optimizer.state[p]
@@ -260,7 +290,8 @@ class CompiledNet:
         rows, starts : step s reads rows[starts[s]:starts[s + 1]].
         lrs : float64, each step's learning rate; draws : float32, the chunk's dropout draws.
         position : (index of the chunk's first step in its epoch, the epoch's steps).
-        out : losses float32 and correct counts int64 per step, gradient-norm sums float64.
+        out : losses float32 and correct counts int64 per step, gradient-norm sums float64
+            per parameter tensor.
         probe : (the run's steps before the chunk, sampling period): gradient norms of every
             step whose count is a multiple of the period (0: none) are added to out[2].
         """
@@ -272,6 +303,9 @@ class CompiledNet:
             self.keep,
             self.l1,
             self.l2,
+            self.bounds,
+            self.layout,
+            (self.norm_order, self.norm_momentum, self.norm_epsilon, self.moving),
         )
         optimizer = (
             self.flat,
@@ -382,8 +416,9 @@ def train_epoch_compiled(
     run.step += done
     run.optimizer.param_groups[0]["lr"] = float(lrs[done - 1])
     sampled = (first + done) // every - first // every if every else 0
+    sums = dict(zip(net.names, norm_sums.tolist(), strict=True))
     for callback in probes:
-        callback.add_gradient_norms(norm_sums, sampled)
+        callback.add_gradient_norms(sums, sampled)
     hits = torch.tensor(int(correct[:done].sum()))
     logs = weighted_logs(
         torch.from_numpy(losses), hits, torch.from_numpy(sizes[:done]).float(), spec

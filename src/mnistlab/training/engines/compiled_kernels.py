@@ -1,15 +1,17 @@
 """numba kernels of the compiled engine: a chunk of dense-MLP training steps in one call.
 
 `train_steps` runs thousands of steps without returning to Python: for each batch the
-forward pass, softmax cross-entropy (or MSE/MAE), the backward pass, L1/L2, clipping, the
+forward pass (batch normalisation included), softmax cross-entropy (or MSE/MAE), the
+backward pass, L1/L2, clipping, the
 Keras update of one optimiser, the per-tensor gradient norms of the learning-speed probe,
 the batch's loss and correct count, and the divergence check. Everything is float32 (the
 per-step scalars of the update rules are computed in float64 and rounded, as the torch
 engines pass Python floats to float32 kernels).
 
-The network lives in flat buffers: `params` holds kernel 0 (row-major, see the layout note
-at the layers), bias 0,
-kernel 1, bias 1, ... (the torch model's parameter order); `grads` is laid out alike and
+The network lives in flat buffers: `params` holds the torch model's tensors in its
+parameter order (kernel 0, row-major, see the layout note at the layers; bias 0; gamma 0
+and beta 0 where the layer is batch-normalised; kernel 1, ...), `bounds` delimits them and
+`layout` says where each layer's tensors are; `grads` is laid out alike and
 the optimiser's slots are rows of `slots`, (3, P). What the torch engines draw from the
 run's dropout generator comes in as `draws`, one float per masked unit, consumed in the
 order the torch forward pass draws them (input, then after each Dense layer, row-major).
@@ -39,6 +41,10 @@ ACTIVATION_CODES = {
     "leaky_relu": LEAKY_RELU,
     "elu": ELU,
 }
+
+# batch normalisation of the hidden layers: none, before or after the activation
+NO_NORM, NORM_BEFORE, NORM_AFTER = 0, 1, 2
+NORM_CODES = {"none": NO_NORM, "before": NORM_BEFORE, "after": NORM_AFTER}
 
 # losses, all from the logits
 CROSS_ENTROPY, MSE, MAE = 0, 1, 2
@@ -249,6 +255,58 @@ def _activation_backward(code, parameter, delta, z, a, nb):
             for j in range(n):
                 if z[r, j] <= ZERO:
                     delta[r, j] = delta[r, j] * parameter * math.exp(z[r, j])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _batch_norm(x, nb, gamma, beta, moving, momentum, epsilon, y, xhat, stats):
+    """Keras's training-mode BatchNormalization of x[:nb] into y (the torch layer's order:
+    y = x·scale + (β − mean·scale), scale = γ/sqrt(var + ε), var biased); xhat = the
+    normalised x and stats[0] = 1/sqrt(var + ε) for the backward pass; moving (2, n), the
+    moving mean and variance, updated as moving·momentum + batch·(1 − momentum)."""
+    n = x.shape[1]
+    mean, inverse = stats[1], stats[0]
+    count = F32(nb)
+    for j in range(n):
+        mean[j] = x[0, j]
+    for r in range(1, nb):
+        for j in range(n):
+            mean[j] += x[r, j]
+    for j in range(n):
+        mean[j] = mean[j] / count
+        inverse[j] = ZERO
+    for r in range(nb):
+        for j in range(n):
+            d = x[r, j] - mean[j]
+            inverse[j] += d * d
+    keep, share = F32(momentum), F32(1.0 - momentum)
+    for j in range(n):
+        variance = inverse[j] / count
+        moving[0, j] = moving[0, j] * keep + mean[j] * share
+        moving[1, j] = moving[1, j] * keep + variance * share
+        inverse[j] = ONE / math.sqrt(variance + F32(epsilon))
+    for r in range(nb):
+        for j in range(n):
+            scale = inverse[j] * gamma[j]
+            y[r, j] = x[r, j] * scale + (beta[j] - mean[j] * scale)
+            xhat[r, j] = (x[r, j] - mean[j]) * inverse[j]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _batch_norm_backward(delta, xhat, nb, gamma, inverse, g_gamma, g_beta):
+    """δ[:nb] ← ∂L/∂x from ∂L/∂y in place; g_beta = Σ δ, g_gamma = Σ δ·xhat."""
+    n = delta.shape[1]
+    for j in range(n):
+        g_beta[j] = delta[0, j]
+        g_gamma[j] = delta[0, j] * xhat[0, j]
+    for r in range(1, nb):
+        for j in range(n):
+            g_beta[j] += delta[r, j]
+            g_gamma[j] += delta[r, j] * xhat[r, j]
+    count = F32(nb)
+    for r in range(nb):
+        for j in range(n):
+            centred = delta[r, j] - g_beta[j] / count - xhat[r, j] * g_gamma[j] / count
+            delta[r, j] = gamma[j] * inverse[j] * centred
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -534,7 +592,8 @@ def train_steps(data, batches, network, optimizer_state, run, out):
 
     The arguments are tuples: data (x, labels, targets); batches (rows, starts, lrs,
     draws); network (widths, transposed, activations, activation_parameters, keep, l1,
-    l2); optimizer_state (params, grads, slots, optimizer, hyper, clip, counters, scalars);
+    l2, bounds, layout, norm); optimizer_state (params, grads, slots, optimizer, hyper,
+    clip, counters, scalars);
     run (loss_kind, threshold, first_step, epoch_steps, check_every, first_iteration,
     probe_every); out (losses, correct, norm_sums).
 
@@ -548,7 +607,12 @@ def train_steps(data, batches, network, optimizer_state, run, out):
         kernel l is stored (out, in) rather than (in, out); activations : int64 (L − 1,)
         codes of the hidden layers; activation_parameters : float32 (L − 1,) slope or α.
     keep : float32 (L + 1,), 1 − dropout rate on the input and after each Dense layer.
-    l1, l2 : float64 (2L,), the regulariser of each tensor (0 = none).
+    l1, l2 : float64 (T,), the regulariser of each of the T tensors (0 = none).
+    bounds : int64 (T + 1,), tensor t is params[bounds[t]:bounds[t + 1]].
+    layout : int64 (L, 2), per layer the index of its kernel (its bias follows) and of its
+        gamma (beta follows; −1: not normalised).
+    norm : (NO_NORM, NORM_BEFORE or NORM_AFTER, momentum, epsilon, moving): moving is
+        float32 (2, Σ hidden widths), the moving means and variances, layer after layer.
     params, grads : float32 (P,); slots : float32 (3, P), the optimiser's state.
     optimizer : code; hyper : float64 (HYPER,); clip : float64 (3,).
     counters : int64 (1,), optimiser iterations; scalars : float64 (1,), Nadam's u product.
@@ -557,22 +621,18 @@ def train_steps(data, batches, network, optimizer_state, run, out):
         a bad loss stops training at the end of its group of `check_every` epoch steps.
     first_iteration, probe_every : the run's step count before the chunk; every
         `probe_every` run steps (0: never) each gradient tensor's norm is added to
-        norm_sums (float64 (2L,)), as a callback sampling every n steps would see it.
+        norm_sums (float64 (T,)), as a callback sampling every n steps would see it.
     losses : float32 (steps,), correct : int64 (steps,): written per step.
     """
     x, labels, targets = data
     rows, starts, lrs, draws = batches
-    widths, transposed, activations, activation_parameters, keep, l1, l2 = network
+    widths, transposed, activations, activation_parameters, keep, l1, l2 = network[:7]
+    bounds, layout, (norm_order, norm_momentum, norm_epsilon, moving) = network[7:]
     params, grads, slots, optimizer, hyper, clip, counters, scalars = optimizer_state
     loss_kind, threshold, first_step, epoch_steps, check_every, first_iteration, probe_every = run
     losses, correct, norm_sums = out
     layers = len(widths) - 1
-    tensors = 2 * layers
-    bounds = np.zeros(tensors + 1, dtype=np.int64)
-    for layer in range(layers):
-        fan = widths[layer] * widths[layer + 1]
-        bounds[2 * layer + 1] = bounds[2 * layer] + fan
-        bounds[2 * layer + 2] = bounds[2 * layer + 1] + widths[layer + 1]
+    tensors = len(bounds) - 1
     batch = 0
     for s in range(len(starts) - 1):
         batch = max(batch, starts[s + 1] - starts[s])
@@ -587,6 +647,15 @@ def train_steps(data, batches, network, optimizer_state, run, out):
     offsets = np.zeros(layers + 2, dtype=np.int64)
     for layer in range(layers + 1):
         offsets[layer + 1] = offsets[layer] + batch * widths[layer]
+    # batch normalisation: its output y and normalised input per layer (as z), and per
+    # hidden layer its 1/sqrt(var + ε) and mean (2, width), from `features` on
+    normalised = norm_order != NO_NORM
+    y_buf = np.zeros(batch * total_width if normalised else 0, dtype=np.float32)
+    xhat_buf = np.zeros(batch * total_width if normalised else 0, dtype=np.float32)
+    features = np.zeros(layers, dtype=np.int64)
+    for layer in range(1, layers):
+        features[layer] = features[layer - 1] + widths[layer]
+    stats_buf = np.zeros((2, features[layers - 1]), dtype=np.float32)
     widest = 0
     for layer in range(layers + 1):
         widest = max(widest, widths[layer])
@@ -621,20 +690,41 @@ def train_steps(data, batches, network, optimizer_state, run, out):
             a = a_buf[lo:hi].reshape((batch, n_out))
             mask = m_buf[lo:hi].reshape((batch, n_out))
             out = h_buf[lo:hi].reshape((batch, n_out))
-            kernel = params[bounds[2 * layer] : bounds[2 * layer + 1]]
-            b = params[bounds[2 * layer + 1] : bounds[2 * layer + 2]]
+            k = layout[layer, 0]
+            kernel, b = params[bounds[k] : bounds[k + 1]], params[bounds[k + 1] : bounds[k + 2]]
             if transposed[layer]:
                 _forward_transposed(h, nb, kernel.reshape((n_out, n_in)), b, z)
             else:
                 _forward_natural(h, nb, kernel.reshape((n_in, n_out)), b, z)
+            code, parameter = 0, ZERO
             if layer < layers - 1:
-                _activate(activations[layer], activation_parameters[layer], z, a, nb)
+                code, parameter = activations[layer], activation_parameters[layer]
+            g = layout[layer, 1]
+            if g < 0:
+                _activate(code, parameter, z, a, nb)
+                kept = a
             else:
-                a[:nb] = z[:nb]
+                y = y_buf[lo:hi].reshape((batch, n_out))
+                xhat = xhat_buf[lo:hi].reshape((batch, n_out))
+                gamma = params[bounds[g] : bounds[g + 1]]
+                beta = params[bounds[g + 1] : bounds[g + 2]]
+                f = features[layer]
+                running, stats = moving[:, f : f + n_out], stats_buf[:, f : f + n_out]
+                source = z if norm_order == NORM_BEFORE else a
+                if norm_order == NORM_AFTER:
+                    _activate(code, parameter, z, a, nb)
+                _batch_norm(
+                    source, nb, gamma, beta, running, norm_momentum, norm_epsilon, y, xhat, stats
+                )
+                if norm_order == NORM_BEFORE:
+                    _activate(code, parameter, y, a, nb)
+                    kept = a
+                else:
+                    kept = y
             if keep[layer + 1] < ONE:
-                position = _dropout(a, out, mask, nb, keep[layer + 1], draws, position)
+                position = _dropout(kept, out, mask, nb, keep[layer + 1], draws, position)
             else:
-                out[:nb] = a[:nb]
+                out[:nb] = kept[:nb]
         # loss at the output (after output dropout), δ of the logits
         n_out = widths[layers]
         lo = offsets[layers]
@@ -659,14 +749,30 @@ def train_steps(data, batches, network, optimizer_state, run, out):
             if layer < layers - 1:
                 z = z_buf[lo : lo + batch * n_out].reshape((batch, n_out))
                 a = a_buf[lo : lo + batch * n_out].reshape((batch, n_out))
-                _activation_backward(
-                    activations[layer], activation_parameters[layer], delta, z, a, nb
-                )
+                code, parameter = activations[layer], activation_parameters[layer]
+                g = layout[layer, 1]
+                if g < 0:
+                    _activation_backward(code, parameter, delta, z, a, nb)
+                else:
+                    y = y_buf[lo : lo + batch * n_out].reshape((batch, n_out))
+                    xhat = xhat_buf[lo : lo + batch * n_out].reshape((batch, n_out))
+                    gamma = params[bounds[g] : bounds[g + 1]]
+                    g_gamma = grads[bounds[g] : bounds[g + 1]]
+                    g_beta = grads[bounds[g + 1] : bounds[g + 2]]
+                    f = features[layer]
+                    inverse = stats_buf[0, f : f + n_out]
+                    if norm_order == NORM_BEFORE:
+                        _activation_backward(code, parameter, delta, y, a, nb)
+                        _batch_norm_backward(delta, xhat, nb, gamma, inverse, g_gamma, g_beta)
+                    else:
+                        _batch_norm_backward(delta, xhat, nb, gamma, inverse, g_gamma, g_beta)
+                        _activation_backward(code, parameter, delta, z, a, nb)
             lo = offsets[layer]
             h = h_buf[lo : lo + batch * n_in].reshape((batch, n_in))
-            kernel = params[bounds[2 * layer] : bounds[2 * layer + 1]]
-            gradient = grads[bounds[2 * layer] : bounds[2 * layer + 1]]
-            gb = grads[bounds[2 * layer + 1] : bounds[2 * layer + 2]]
+            k = layout[layer, 0]
+            kernel = params[bounds[k] : bounds[k + 1]]
+            gradient = grads[bounds[k] : bounds[k + 1]]
+            gb = grads[bounds[k + 1] : bounds[k + 2]]
             if transposed[layer]:
                 shape = (n_out, n_in)
                 w, gw = kernel.reshape(shape), gradient.reshape(shape)

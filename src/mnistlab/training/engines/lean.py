@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mnistlab.models.layers import Activation, Dense, Dropout, dropout_mask
+from mnistlab.models.layers import Activation, BatchNorm, Dense, Dropout, dropout_mask
 from mnistlab.models.mlp import MLPNet
 from mnistlab.models.spec import ActivationSpec
 from mnistlab.training.batches import pass_order
@@ -52,18 +52,23 @@ LEAN_ACTIVATIONS = frozenset({"linear", "sigmoid", "tanh", "relu", "leaky_relu",
 # --- which runs ---
 
 
-def dense_mlp_unsupported(model: nn.Module, activations: Collection[str]) -> str | None:
+def dense_mlp_unsupported(
+    model: nn.Module, activations: Collection[str], batch_norm: bool = False
+) -> str | None:
     """Why `model` is not a plain dense `MLPNet` with these activations, or None when it is.
 
-    What every hand-written engine needs: Dense, activation and dropout layers only, no batch
-    normalisation, every parameter trainable.
+    What every hand-written engine needs: Dense, activation and dropout layers only (and
+    BatchNorm where `batch_norm`), every parameter trainable.
     """
     if type(model) is not MLPNet:  # a subclass may change forward
         return f"model is a {type(model).__name__}, not an MLPNet"
-    if model.spec.batch_norm != "none":
+    if model.spec.batch_norm != "none" and not batch_norm:
         return "batch normalisation"
+    allowed = (
+        (Dense, Activation, Dropout, BatchNorm) if batch_norm else (Dense, Activation, Dropout)
+    )
     for layer in model.layers:
-        if not isinstance(layer, Dense | Activation | Dropout):
+        if not isinstance(layer, allowed):
             return f"layer {type(layer).__name__}"
         if isinstance(layer, Activation) and layer.spec.name not in activations:
             return f"activation {layer.spec.name!r}"
