@@ -28,6 +28,9 @@ import numpy as np
 from numba import njit
 
 FASTMATH = {"contract", "reassoc", "nsz"}  # never nnan/ninf: the divergence check needs them
+# IEEE division (x/0 is inf or NaN, as in torch) instead of numba's default ZeroDivisionError
+# check, which also kept LLVM from vectorising every loop that divides (Adam's update 8x)
+ERRORS = "numpy"
 F32 = np.float32
 ZERO, ONE, HALF = F32(0.0), F32(1.0), F32(0.5)
 
@@ -71,7 +74,7 @@ U_PRODUCT = 0
 # whichever makes its longer side contiguous: every inner loop runs along that side.
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _forward_natural(h, nb, w, b, z):
     """z[:nb] = h[:nb] @ w + b for w of shape (in, out), rows in pairs (one read of w)."""
     for r in range(nb):
@@ -80,7 +83,7 @@ def _forward_natural(h, nb, w, b, z):
     _add_product(h, nb, w, z)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _add_product(h, nb, w, z):
     """z[:nb] += h[:nb] @ w, rows of h in pairs so that each row of w is read once a pair."""
     n_in, n_out = w.shape
@@ -98,7 +101,7 @@ def _add_product(h, nb, w, z):
                 z[r, j] += u * w[k, j]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _backward_natural(h, delta, nb, w, gw, gb, previous, need_previous, fused_lr, row):
     """gw = h[:nb]ᵀ·δ (in, out), gb = Σ δ; previous[:nb] = δ·wᵀ when `need_previous`.
 
@@ -113,7 +116,7 @@ def _backward_natural(h, delta, nb, w, gw, gb, previous, need_previous, fused_lr
         _outer_sum(h, delta, nb, gw)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _column_sums(delta, nb, out):
     """out[j] = Σ_{r < nb} δ[r, j], rows in order."""
     for j in range(delta.shape[1]):
@@ -123,14 +126,14 @@ def _column_sums(delta, nb, out):
             out[j] += delta[r, j]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _outer_sum(a, b, nb, out):
     """out[i, j] = Σ_{r < nb} a[r, i]·b[r, j]."""
     for i in range(out.shape[0]):
         _outer_row(a, b, nb, i, out[i])
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _outer_step(a, b, nb, w, lr, row):
     """w[i, j] −= lr·Σ_{r < nb} a[r, i]·b[r, j]: the gradient and SGD's update in one pass,
     each gradient row summed into the scratch `row` (it stays in L1) and applied at once."""
@@ -142,7 +145,7 @@ def _outer_step(a, b, nb, w, lr, row):
             w[i, j] = w[i, j] - lr * scratch[j]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _outer_row(a, b, nb, i, out):
     """out[j] = Σ_{r < nb} a[r, i]·b[r, j]: an odd row first, then rows in pairs, so each
     pass over `out` adds two rows."""
@@ -164,7 +167,7 @@ def _outer_row(a, b, nb, i, out):
             out[j] += u * b[r, j] + v * b[r + 1, j]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _row_dots(v, nb, m, out):
     """out[r, i] = v[r] · m[i] for r < nb and every row i of m, rows of v in pairs."""
     for r in range(0, nb - 1, 2):
@@ -173,7 +176,7 @@ def _row_dots(v, nb, m, out):
         _pair_dots(v[nb - 1], v[nb - 1], m, out[nb - 1], out[nb - 1])
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _pair_dots(x, y, m, out_x, out_y):
     """out_x[i] = x · m[i], out_y[i] = y · m[i]: four rows of m at a time, eight independent
     sums, each row of m read once for both."""
@@ -202,7 +205,7 @@ def _pair_dots(x, y, m, out_x, out_y):
         out_x[i], out_y[i] = s, t
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _forward_transposed(h, nb, w, b, z):
     """z[:nb] = h[:nb] @ wᵀ + b for w of shape (out, in)."""
     n_out = w.shape[0]
@@ -212,7 +215,7 @@ def _forward_transposed(h, nb, w, b, z):
             z[r, j] += b[j]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _backward_transposed(h, delta, nb, w, gw, gb, previous, need_previous, fused_lr, row):
     """gw = δᵀ·h[:nb] (out, in), gb = Σ δ; previous[:nb] = δ·w when `need_previous`; with
     `fused_lr` > 0, w −= fused_lr·gw instead (see `_backward_natural`)."""
@@ -228,7 +231,7 @@ def _backward_transposed(h, delta, nb, w, gw, gb, previous, need_previous, fused
         _outer_sum(delta, h, nb, gw)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _activate(code, parameter, z, a, nb):
     """a[:nb] = f(z[:nb]) elementwise."""
     n = z.shape[1]
@@ -256,7 +259,7 @@ def _activate(code, parameter, z, a, nb):
         a[:nb] = z[:nb]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _activation_backward(code, parameter, delta, z, a, nb):
     """δ[:nb] ⊙= f′(z), with autograd's conventions at 0."""
     n = z.shape[1]
@@ -285,7 +288,7 @@ def _activation_backward(code, parameter, delta, z, a, nb):
                     delta[r, j] = delta[r, j] * parameter * math.exp(z[r, j])
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _batch_norm(x, nb, gamma, beta, moving, momentum, epsilon, y, xhat, stats):
     """Keras's training-mode BatchNormalization of x[:nb] into y (the torch layer's order:
     y = x·scale + (β − mean·scale), scale = γ/sqrt(var + ε), var biased); xhat = the
@@ -319,7 +322,7 @@ def _batch_norm(x, nb, gamma, beta, moving, momentum, epsilon, y, xhat, stats):
             xhat[r, j] = (x[r, j] - mean[j]) * inverse[j]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _batch_norm_backward(delta, xhat, nb, gamma, inverse, g_gamma, g_beta):
     """δ[:nb] ← ∂L/∂x from ∂L/∂y in place; g_beta = Σ δ, g_gamma = Σ δ·xhat."""
     n = delta.shape[1]
@@ -337,7 +340,7 @@ def _batch_norm_backward(delta, xhat, nb, gamma, inverse, g_gamma, g_beta):
             delta[r, j] = gamma[j] * inverse[j] * centred
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _dropout(a, h, mask, nb, keep, draws, position):
     """h[:nb] = a[:nb] ⊙ mask with mask = (draw < keep)/keep; returns the next draw position."""
     scale = ONE / keep
@@ -352,7 +355,7 @@ def _dropout(a, h, mask, nb, keep, draws, position):
     return position
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _dropout_rows(x, rows, start, nb, h, keep, draws, position):
     """h[:nb] = the batch's rows of x under input dropout; returns the next draw position."""
     scale = ONE / keep
@@ -368,7 +371,7 @@ def _dropout_rows(x, rows, start, nb, h, keep, draws, position):
 # --- losses ---
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _cross_entropy(logits, labels, rows, start, nb, delta):
     """Mean softmax cross-entropy of the batch and its correct count; δ = (softmax − 1ᵧ)/nb."""
     n_out = logits.shape[1]
@@ -401,7 +404,7 @@ def _cross_entropy(logits, labels, rows, start, nb, delta):
     return total * inverse, correct
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _regression(outputs, targets, rows, start, nb, delta, kind):
     """Mean over the batch of the per-sample mean squared (MSE) or absolute (MAE) error; δ."""
     n_out = outputs.shape[1]
@@ -425,7 +428,7 @@ def _regression(outputs, targets, rows, start, nb, delta, kind):
 # --- the update ---
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _penalties(params, grads, bounds, l1, l2, add_gradient):
     """Σ l1·Σ|w| + l2·Σw² over the tensors; with `add_gradient` also g += l1·sign(w) + 2·l2·w."""
     total = 0.0
@@ -446,7 +449,7 @@ def _penalties(params, grads, bounds, l1, l2, add_gradient):
     return total
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _norms(grads, bounds, out):
     """out[t] = the L2 norm of gradient tensor t (float64)."""
     for t in range(len(bounds) - 1):
@@ -457,7 +460,7 @@ def _norms(grads, bounds, out):
         out[t] = math.sqrt(s)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _clip_scales(norms, clip, scales):
     """Per-tensor gradient scale of Keras's clipnorm / global_clipnorm (1 when off)."""
     scales[:] = 1.0
@@ -472,13 +475,13 @@ def _clip_scales(norms, clip, scales):
         scales[:] = scale
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _clipped(g, scale, limit):
     """Keras's clipnorm/global_clipnorm scale and clipvalue bound on one gradient element."""
     return min(max(g * scale, -limit), limit)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _sgd(w, g, velocity, lr, momentum, nesterov, scale, limit):
     """Keras SGD: v = μ·v − lr·g; w += v (Nesterov: w += μ·v − lr·g); no momentum: w −= lr·g."""
     for i in range(len(w)):
@@ -491,7 +494,7 @@ def _sgd(w, g, velocity, lr, momentum, nesterov, scale, limit):
             w[i] = w[i] + (v * momentum - gi * lr if nesterov else v)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _adam(w, g, m, v, v_max, alpha, c1, c2, epsilon, amsgrad, scale, limit):
     """Keras Adam: w −= α·m / (sqrt(v) + ε), α = lr·sqrt(1 − β2ᵗ)/(1 − β1ᵗ); AMSGrad's max."""
     for i in range(len(w)):
@@ -505,7 +508,7 @@ def _adam(w, g, m, v, v_max, alpha, c1, c2, epsilon, amsgrad, scale, limit):
         w[i] = w[i] - alpha * mi / (math.sqrt(vi) + epsilon)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _nadam(w, g, m, v, lr, c1, c2, k_m, k_g, k_v, epsilon, scale, limit):
     """Keras Nadam: m̂ = k_m·m + k_g·g, v̂ = k_v·v, w −= lr·m̂ / (sqrt(v̂) + ε)."""
     for i in range(len(w)):
@@ -516,7 +519,7 @@ def _nadam(w, g, m, v, lr, c1, c2, k_m, k_g, k_v, epsilon, scale, limit):
         w[i] = w[i] - (k_m * mi + k_g * gi) * lr / (math.sqrt(vi * k_v) + epsilon)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _rmsprop(w, g, ms, mom, mg, lr, rho, momentum, epsilon, centered, outside, scale, limit):
     """Keras RMSprop: ms = ρ·ms + (1−ρ)·g²; inc = lr·g/sqrt(ms − mg² + ε) (`outside`: ε out)."""
     keep = ONE - rho
@@ -540,7 +543,7 @@ def _rmsprop(w, g, ms, mom, mg, lr, rho, momentum, epsilon, centered, outside, s
             w[i] = w[i] - mom[i]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _adagrad(w, g, acc, lr, epsilon, legacy, scale, limit):
     """Keras Adagrad: acc += g²; w −= lr·g / sqrt(acc + ε) (legacy: / (sqrt(acc) + ε))."""
     for i in range(len(w)):
@@ -553,7 +556,7 @@ def _adagrad(w, g, acc, lr, epsilon, legacy, scale, limit):
             w[i] = w[i] - lr * gi / math.sqrt(a + epsilon)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _adadelta(w, g, acc_grad, acc_delta, lr, rho, epsilon, scale, limit):
     """Keras Adadelta: Δ = −sqrt(E[Δ²] + ε)·g / sqrt(E[g²] + ε); w += lr·Δ."""
     keep = ONE - rho
@@ -566,7 +569,7 @@ def _adadelta(w, g, acc_grad, acc_delta, lr, rho, epsilon, scale, limit):
         w[i] = w[i] + lr * d
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _update(optimizer, hyper, w, g, s0, s1, s2, lr, step, u_product, scale, limit):
     """One Keras update of the tensor w (views of the buffers, with its gradient and slots s0-s2)
     at iteration `step` (1 for the first) and rate `lr`."""
@@ -614,7 +617,7 @@ def nadam_momentum(step, beta_1, legacy):
 # --- the chunk ---
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def train_steps(data, batches, network, optimizer_state, run, out):
     """Train len(starts) − 1 steps in place; returns (steps done, first bad step or −1).
 
