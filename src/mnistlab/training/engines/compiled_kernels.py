@@ -102,18 +102,12 @@ def _add_product(h, nb, w, z):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
-def _backward_natural(h, delta, nb, w, gw, gb, previous, need_previous, fused_lr, row):
-    """gw = h[:nb]ᵀ·δ (in, out), gb = Σ δ; previous[:nb] = δ·wᵀ when `need_previous`.
-
-    With `fused_lr` > 0 (plain SGD) w −= fused_lr·gw row by row instead, through the
-    scratch `row`, after `previous` read the old w: gw is not written."""
+def _backward_natural(h, delta, nb, w, gw, gb, previous, need_previous):
+    """gw = h[:nb]ᵀ·δ (in, out), gb = Σ δ; previous[:nb] = δ·wᵀ when `need_previous`."""
     _column_sums(delta, nb, gb)
+    _outer_sum(h, delta, nb, gw)
     if need_previous:
         _row_dots(delta, nb, w, previous)
-    if fused_lr > ZERO:
-        _outer_step(h, delta, nb, w, fused_lr, row)
-    else:
-        _outer_sum(h, delta, nb, gw)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
@@ -128,43 +122,25 @@ def _column_sums(delta, nb, out):
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
 def _outer_sum(a, b, nb, out):
-    """out[i, j] = Σ_{r < nb} a[r, i]·b[r, j]."""
-    for i in range(out.shape[0]):
-        _outer_row(a, b, nb, i, out[i])
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
-def _outer_step(a, b, nb, w, lr, row):
-    """w[i, j] −= lr·Σ_{r < nb} a[r, i]·b[r, j]: the gradient and SGD's update in one pass,
-    each gradient row summed into the scratch `row` (it stays in L1) and applied at once."""
-    cols = w.shape[1]
-    scratch = row[:cols]
-    for i in range(w.shape[0]):
-        _outer_row(a, b, nb, i, scratch)
-        for j in range(cols):
-            w[i, j] = w[i, j] - lr * scratch[j]
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
-def _outer_row(a, b, nb, i, out):
-    """out[j] = Σ_{r < nb} a[r, i]·b[r, j]: an odd row first, then rows in pairs, so each
+    """out[i, j] = Σ_{r < nb} a[r, i]·b[r, j]: an odd row first, then rows in pairs, so each
     pass over `out` adds two rows."""
-    cols = out.shape[0]
-    start = 0
-    if nb % 2:
-        u = a[0, i]
-        for j in range(cols):
-            out[j] = u * b[0, j]
-        start = 1
-    else:
-        u, v = a[0, i], a[1, i]
-        for j in range(cols):
-            out[j] = u * b[0, j] + v * b[1, j]
-        start = 2
-    for r in range(start, nb - 1, 2):
-        u, v = a[r, i], a[r + 1, i]
-        for j in range(cols):
-            out[j] += u * b[r, j] + v * b[r + 1, j]
+    rows_a, cols = out.shape
+    for i in range(rows_a):
+        start = 0
+        if nb % 2:
+            u = a[0, i]
+            for j in range(cols):
+                out[i, j] = u * b[0, j]
+            start = 1
+        else:
+            u, v = a[0, i], a[1, i]
+            for j in range(cols):
+                out[i, j] = u * b[0, j] + v * b[1, j]
+            start = 2
+        for r in range(start, nb - 1, 2):
+            u, v = a[r, i], a[r + 1, i]
+            for j in range(cols):
+                out[i, j] += u * b[r, j] + v * b[r + 1, j]
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
@@ -216,19 +192,15 @@ def _forward_transposed(h, nb, w, b, z):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
-def _backward_transposed(h, delta, nb, w, gw, gb, previous, need_previous, fused_lr, row):
-    """gw = δᵀ·h[:nb] (out, in), gb = Σ δ; previous[:nb] = δ·w when `need_previous`; with
-    `fused_lr` > 0, w −= fused_lr·gw instead (see `_backward_natural`)."""
+def _backward_transposed(h, delta, nb, w, gw, gb, previous, need_previous):
+    """gw = δᵀ·h[:nb] (out, in), gb = Σ δ; previous[:nb] = δ·w when `need_previous`."""
     _column_sums(delta, nb, gb)
+    _outer_sum(delta, h, nb, gw)
     if need_previous:
         for r in range(nb):
             for k in range(w.shape[1]):
                 previous[r, k] = ZERO
         _add_product(delta, nb, w, previous)
-    if fused_lr > ZERO:
-        _outer_step(delta, h, nb, w, fused_lr, row)
-    else:
-        _outer_sum(delta, h, nb, gw)
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model=ERRORS)
@@ -697,27 +669,11 @@ def train_steps(data, batches, network, optimizer_state, run, out):
     regularized = np.any(l1 > 0) or np.any(l2 > 0)
     clipping = clip[CLIPNORM] > 0 or clip[GLOBAL_CLIPNORM] > 0
     limit = clip[CLIPVALUE] if clip[CLIPVALUE] > 0 else np.inf
-    # plain SGD with nothing between the gradient and the update: each kernel is updated
-    # as its gradient rows are summed (no gradient round trip through memory), except on
-    # the chunk's last step, whose gradients the torch model gets back
-    fusable = (
-        optimizer == SGD
-        and hyper[MOMENTUM] == 0
-        and hyper[WEIGHT_DECAY] == 0
-        and not (clipping or regularized)
-        and limit == np.inf
-        and probe_every == 0
-    )
-    is_kernel = np.zeros(tensors, dtype=np.bool_)
-    for layer in range(layers):
-        is_kernel[layout[layer, 0]] = True
-    row = np.zeros(widest, dtype=np.float32)
     position = 0
     first_bad = -1
     done = 0
     for s in range(len(starts) - 1):
         start, nb = starts[s], starts[s + 1] - starts[s]
-        fused = F32(lrs[s]) if fusable and s < len(starts) - 2 else ZERO
         d_in = widths[0]
         h0 = h_buf[offsets[0] : offsets[0] + batch * d_in].reshape((batch, d_in))
         if keep[0] < ONE:
@@ -823,11 +779,11 @@ def train_steps(data, batches, network, optimizer_state, run, out):
             if transposed[layer]:
                 shape = (n_out, n_in)
                 w, gw = kernel.reshape(shape), gradient.reshape(shape)
-                _backward_transposed(h, delta, nb, w, gw, gb, previous, layer > 0, fused, row)
+                _backward_transposed(h, delta, nb, w, gw, gb, previous, layer > 0)
             else:
                 shape = (n_in, n_out)
                 w, gw = kernel.reshape(shape), gradient.reshape(shape)
-                _backward_natural(h, delta, nb, w, gw, gb, previous, layer > 0, fused, row)
+                _backward_natural(h, delta, nb, w, gw, gb, previous, layer > 0)
             current, spare = spare, current
         if regularized:
             loss = F32(loss + _penalties(params, grads, bounds, l1, l2, True))
@@ -845,8 +801,6 @@ def train_steps(data, batches, network, optimizer_state, run, out):
         if optimizer == NADAM:  # Keras multiplies in u_t once per step, before any update
             scalars[U_PRODUCT] *= nadam_momentum(step, hyper[BETA_1], hyper[LEGACY] > 0)
         for t in range(tensors):
-            if fused > ZERO and is_kernel[t]:
-                continue  # updated in the backward pass
             lo, hi = bounds[t], bounds[t + 1]
             _update(
                 optimizer, hyper, params[lo:hi], grads[lo:hi], slots[0, lo:hi], slots[1, lo:hi],
