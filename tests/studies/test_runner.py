@@ -177,7 +177,10 @@ def _wait_for_done_runs(db: Path, at_least: int, proc: subprocess.Popen) -> int:
 
 def test_stacked_runs_equal_single_runs(tmp_path):
     spec, text = study("grid: {training.optimizer.learning_rate: [0.01, 0.03]}\nrepetitions: 2\n")
-    # batch norm keeps these tiny runs off the lean step, which would train them faster alone
+    # batch norm keeps these tiny runs off the lean step, which would train them faster alone;
+    # alone they run on autograd, the reference the stack is tested against (the compiled
+    # engine, which `auto` picks for them, sums in another order: a metric of the stack and
+    # of the compiled run differed by 7e-5 relative, each within 1e-5 of autograd's)
     text = text.replace(
         "model: {hidden: [8]}", "model: {hidden: [8], dropout: 0.1, batch_norm: after}"
     )
@@ -185,7 +188,7 @@ def test_stacked_runs_equal_single_runs(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a stack that fell back to single runs would warn
         stacked = run_study(spec, text, RunOptions(tmp_path / "stacked"))
-    alone = run_study(spec, text, RunOptions(tmp_path / "alone", stack=False))
+    alone = run_study(spec, text, RunOptions(tmp_path / "alone", engine="autograd"))
     assert stacked.counts == alone.counts == {"done": 4}
     with open_store(tmp_path / "stacked") as a, open_store(tmp_path / "alone") as b:
         for x, y in zip(a.runs("tiny"), b.runs("tiny"), strict=True):
