@@ -93,9 +93,9 @@ def compiled_unsupported(model: nn.Module, spec: TrainSpec, train: Split) -> str
 
     Supported: an `MLPNet` on the CPU, hidden activations linear, sigmoid, tanh, relu,
     leaky_relu or elu, batch normalisation before or after them, any dropout, softmax or
-    linear output,
-    cross-entropy (int64 class ids) or MSE/MAE from the logits, L1/L2, every Keras
-    optimiser and clipping option, any schedule, `steps_per_epoch`; no augmentation.
+    linear output, cross-entropy (int64 class ids) or MSE/MAE from the logits, L1/L2,
+    every Keras optimiser and clipping option, any schedule, `steps_per_epoch`; no
+    augmentation.
     """
     problem = dense_mlp_unsupported(model, kernels.ACTIVATION_CODES, batch_norm=True)
     if problem is not None:
