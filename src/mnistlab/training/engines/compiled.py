@@ -190,7 +190,9 @@ class CompiledNet:
         self.norm_order = kernels.NORM_CODES[model.spec.batch_norm]
         self.norm_momentum = float(model.spec.batch_norm_momentum)
         self.norm_epsilon = float(model.spec.batch_norm_epsilon)
-        self.moving = np.zeros((2, int(self.widths[1:-1].sum()) if self.norms else 0), np.float32)
+        # where each hidden layer's units start among all hidden units, and their count
+        self.features = np.concatenate([[0], np.cumsum(self.widths[1:-1])]).astype(np.int64)
+        self.moving = np.zeros((2, self.features[-1] if self.norms else 0), np.float32)
         self.loss_kind = LOSS_CODES.get(spec.loss, kernels.CROSS_ENTROPY)
         bound = spec.divergence_threshold
         self.threshold = np.float32(np.inf if bound is None else bound)
@@ -221,11 +223,8 @@ class CompiledNet:
 
     def _moving(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each BatchNorm's (moving mean, moving variance) in the `moving` buffer."""
-        ends = np.cumsum([norm.features for norm in self.norms])
-        return [
-            (self.moving[0, e - n.features : e], self.moving[1, e - n.features : e])
-            for n, e in zip(self.norms, ends, strict=True)
-        ]
+        spans = zip(self.features[:-1], self.features[1:], strict=True) if self.norms else []
+        return [(self.moving[0, a:b], self.moving[1, a:b]) for a, b in spans]
 
     def _pieces(self, flat: np.ndarray) -> list[np.ndarray]:
         return [flat[a:b] for a, b in zip(self.bounds[:-1], self.bounds[1:], strict=True)]
@@ -305,7 +304,7 @@ class CompiledNet:
             self.l2,
             self.bounds,
             self.layout,
-            (self.norm_order, self.norm_momentum, self.norm_epsilon, self.moving),
+            (self.norm_order, self.norm_momentum, self.norm_epsilon, self.features, self.moving),
         )
         optimizer = (
             self.flat,

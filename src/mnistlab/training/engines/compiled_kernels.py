@@ -2,17 +2,17 @@
 
 `train_steps` runs thousands of steps without returning to Python: for each batch the
 forward pass (batch normalisation included), softmax cross-entropy (or MSE/MAE), the
-backward pass, L1/L2, clipping, the
-Keras update of one optimiser, the per-tensor gradient norms of the learning-speed probe,
-the batch's loss and correct count, and the divergence check. Everything is float32 (the
+backward pass, L1/L2, clipping, the Keras update of one optimiser, the per-tensor gradient
+norms of the learning-speed probe, the batch's loss and correct count, and the divergence
+check. Everything is float32 (the
 per-step scalars of the update rules are computed in float64 and rounded, as the torch
 engines pass Python floats to float32 kernels).
 
 The network lives in flat buffers: `params` holds the torch model's tensors in its
 parameter order (kernel 0, row-major, see the layout note at the layers; bias 0; gamma 0
 and beta 0 where the layer is batch-normalised; kernel 1, ...), `bounds` delimits them and
-`layout` says where each layer's tensors are; `grads` is laid out alike and
-the optimiser's slots are rows of `slots`, (3, P). What the torch engines draw from the
+`layout` says where each layer's tensors are; `grads` is laid out alike and the
+optimiser's slots are rows of `slots`, (3, P). What the torch engines draw from the
 run's dropout generator comes in as `draws`, one float per masked unit, consumed in the
 order the torch forward pass draws them (input, then after each Dense layer, row-major).
 
@@ -596,9 +596,8 @@ def train_steps(data, batches, network, optimizer_state, run, out):
     The arguments are tuples: data (x, labels, targets); batches (rows, starts, lrs,
     draws); network (widths, transposed, activations, activation_parameters, keep, l1,
     l2, bounds, layout, norm); optimizer_state (params, grads, slots, optimizer, hyper,
-    clip, counters, scalars);
-    run (loss_kind, threshold, first_step, epoch_steps, check_every, first_iteration,
-    probe_every); out (losses, correct, norm_sums).
+    clip, counters, scalars); run (loss_kind, threshold, first_step, epoch_steps,
+    check_every, first_iteration, probe_every); out (losses, correct, norm_sums).
 
     Parameters
     ----------
@@ -614,8 +613,10 @@ def train_steps(data, batches, network, optimizer_state, run, out):
     bounds : int64 (T + 1,), tensor t is params[bounds[t]:bounds[t + 1]].
     layout : int64 (L, 2), per layer the index of its kernel (its bias follows) and of its
         gamma (beta follows; −1: not normalised).
-    norm : (NO_NORM, NORM_BEFORE or NORM_AFTER, momentum, epsilon, moving): moving is
-        float32 (2, Σ hidden widths), the moving means and variances, layer after layer.
+    norm : (NO_NORM, NORM_BEFORE or NORM_AFTER, momentum, epsilon, features, moving):
+        features is int64 (L,), where each hidden layer's units start among all hidden
+        units (features[L − 1]: their count); moving is float32 (2, features[L − 1]), the
+        moving means and variances.
     params, grads : float32 (P,); slots : float32 (3, P), the optimiser's state.
     optimizer : code; hyper : float64 (HYPER,); clip : float64 (3,).
     counters : int64 (1,), optimiser iterations; scalars : float64 (1,), Nadam's u product.
@@ -630,7 +631,7 @@ def train_steps(data, batches, network, optimizer_state, run, out):
     x, labels, targets = data
     rows, starts, lrs, draws = batches
     widths, transposed, activations, activation_parameters, keep, l1, l2 = network[:7]
-    bounds, layout, (norm_order, norm_momentum, norm_epsilon, moving) = network[7:]
+    bounds, layout, (norm_order, norm_momentum, norm_epsilon, features, moving) = network[7:]
     params, grads, slots, optimizer, hyper, clip, counters, scalars = optimizer_state
     loss_kind, threshold, first_step, epoch_steps, check_every, first_iteration, probe_every = run
     losses, correct, norm_sums = out
@@ -655,10 +656,7 @@ def train_steps(data, batches, network, optimizer_state, run, out):
     normalised = norm_order != NO_NORM
     y_buf = np.zeros(batch * total_width if normalised else 0, dtype=np.float32)
     xhat_buf = np.zeros(batch * total_width if normalised else 0, dtype=np.float32)
-    features = np.zeros(layers, dtype=np.int64)
-    for layer in range(1, layers):
-        features[layer] = features[layer - 1] + widths[layer]
-    stats_buf = np.zeros((2, features[layers - 1]), dtype=np.float32)
+    stats_buf = np.zeros((2, features[layers - 1] if normalised else 0), dtype=np.float32)
     widest = 0
     for layer in range(layers + 1):
         widest = max(widest, widths[layer])
@@ -699,7 +697,7 @@ def train_steps(data, batches, network, optimizer_state, run, out):
                 _forward_transposed(h, nb, kernel.reshape((n_out, n_in)), b, z)
             else:
                 _forward_natural(h, nb, kernel.reshape((n_in, n_out)), b, z)
-            code, parameter = 0, ZERO
+            code, parameter = LINEAR, ZERO  # the output layer: logits
             if layer < layers - 1:
                 code, parameter = activations[layer], activation_parameters[layer]
             g = layout[layer, 1]

@@ -64,9 +64,7 @@ def dense_mlp_unsupported(
         return f"model is a {type(model).__name__}, not an MLPNet"
     if model.spec.batch_norm != "none" and not batch_norm:
         return "batch normalisation"
-    allowed = (
-        (Dense, Activation, Dropout, BatchNorm) if batch_norm else (Dense, Activation, Dropout)
-    )
+    allowed = (Dense, Activation, Dropout, *((BatchNorm,) if batch_norm else ()))
     for layer in model.layers:
         if not isinstance(layer, allowed):
             return f"layer {type(layer).__name__}"
