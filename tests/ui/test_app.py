@@ -15,6 +15,8 @@ from PIL import Image, ImageDraw
 from mnistlab.studies.results_folder import DB_NAME
 from mnistlab.ui.app import create_app
 
+FLOAT32_ROUNDING = 1e-6  # probabilities from float32 logits agree to this, not bit for bit
+
 
 @pytest.fixture(scope="module")
 def client(results):
@@ -127,7 +129,10 @@ def test_predict_classifies_a_drawing_like_mnistlab_predict(client, results, run
     png = tmp_path / "one.png"
     png.write_bytes(base64.b64decode(_drawn_one().split(",", 1)[1]))
     (expected,) = predict_files(model, [png], results)
-    assert body["probabilities"] == pytest.approx(expected.probabilities, abs=1e-9)
+    # float32 logits: the server's worker thread may take other GEMM kernels than the main
+    # thread (1.3e-8 apart on an Intel Xeon for the same digit), so equal to float32 rounding
+    assert body["digit"] == expected.digit
+    assert body["probabilities"] == pytest.approx(expected.probabilities, abs=FLOAT32_ROUNDING)
 
 
 @pytest.mark.parametrize(
